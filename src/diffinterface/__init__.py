@@ -1,0 +1,63 @@
+"""diffinterface: one interface to every automatic-differentiation engine.
+
+>>> import numpy as np
+>>> import diffinterface as di
+>>> f = lambda x: np.sum(np.sin(x) * x ** 2)
+>>> di.gradient(f, di.AutoFiniteDiff(), np.array([1.0, 2.0])).round(6)
+array([2.223244, 1.972602])
+
+Backends: ``AutoJAX``, ``AutoTorch``, ``AutoAutograd``, ``AutoFiniteDiff``
+(and ``SecondOrder`` pairs).  Operators: ``derivative``, ``gradient``,
+``jacobian``, ``pushforward``, ``pullback``, each with ``value_and_*`` and
+``prepare_*``.  See ``README.md`` and ``DESIGN.md`` for the whole map.
+"""
+
+from diffinterface._errors import (
+    DifferentiationError,
+    EngineNotInstalledError,
+    InvalidInputError,
+    PreparationMismatchError,
+    UnsupportedOperationError,
+    WrongEngineError,
+)
+from diffinterface.backends import (
+    AbstractBackend,
+    AutoAutograd,
+    AutoFiniteDiff,
+    AutoJAX,
+    AutoTorch,
+    SecondOrder,
+)
+from diffinterface.contexts import Cache, Constant
+from diffinterface.operators.first_order import (
+    derivative,
+    gradient,
+    jacobian,
+    prepare_derivative,
+    prepare_gradient,
+    prepare_jacobian,
+    prepare_pullback,
+    prepare_pushforward,
+    pullback,
+    pushforward,
+    value_and_derivative,
+    value_and_gradient,
+    value_and_jacobian,
+    value_and_pullback,
+    value_and_pushforward,
+)
+from diffinterface.prep import Prep
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbstractBackend", "AutoAutograd", "AutoFiniteDiff", "AutoJAX", "AutoTorch", "SecondOrder",
+    "Cache", "Constant", "Prep",
+    "DifferentiationError", "EngineNotInstalledError", "InvalidInputError",
+    "PreparationMismatchError", "UnsupportedOperationError", "WrongEngineError",
+    "derivative", "value_and_derivative", "prepare_derivative",
+    "gradient", "value_and_gradient", "prepare_gradient",
+    "jacobian", "value_and_jacobian", "prepare_jacobian",
+    "pushforward", "value_and_pushforward", "prepare_pushforward",
+    "pullback", "value_and_pullback", "prepare_pullback",
+]

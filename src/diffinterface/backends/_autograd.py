@@ -1,0 +1,75 @@
+"""The HIPS autograd engine (reverse mode, with its forward mode for JVPs).
+
+``f`` is written with ``autograd.numpy``.  Gradients use
+``autograd.value_and_grad``; pullbacks ``make_vjp`` (one forward pass, then
+a loop over cotangents: autograd has no vmap); pushforwards ``make_jvp``.
+Preparation traces ``f`` once and refuses a function that silently drops
+the trace (plain ``numpy`` calls on autograd's boxes give a zero derivative).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from autograd import make_jvp, make_vjp, value_and_grad
+from autograd.core import VJPNode
+from autograd.tracer import trace
+
+from diffinterface._arrays import NUMPY, SCALAR
+from diffinterface._errors import WrongEngineError
+from diffinterface.backends._engine import Engine
+from diffinterface.backends._foreign import foreign_code_error
+from diffinterface.backends._numpy_common import NumPyArrays, as_numpy_output
+
+
+def _bind(f, ctx):
+    return lambda z: f(z, *ctx)
+
+
+def _perturbed(x):
+    rng = np.random.default_rng(0)
+    return x + 1e-3 * (1.0 + np.abs(x)) * rng.uniform(0.5, 1.0, size=np.shape(x))
+
+
+class AutogradEngine(NumPyArrays, Engine):
+    accepts = (SCALAR, NUMPY)
+    display = "AutoAutograd()"
+    mode = "reverse"
+
+    def output_info(self, f, x, ctx, compiled):
+        g = _bind(f, ctx)
+        try:
+            y, end_node = trace(VJPNode.new_root(), g, x)
+        except (TypeError, RuntimeError, AttributeError) as error:
+            translated = foreign_code_error(error, self.display, "autograd.numpy", "autograd")
+            if translated is not None:
+                raise translated from error
+            raise
+        y = as_numpy_output(y, self.display)
+        if end_node is None and not np.array_equal(as_numpy_output(g(_perturbed(x)), self.display), y):
+            raise WrongEngineError(
+                "f depends on x but autograd lost track of it: f is probably written with plain "
+                "numpy (or converts x with np.asarray/float), which autograd cannot trace. Write f "
+                "with `import autograd.numpy as np`, or use AutoFiniteDiff() for black-box NumPy code"
+            )
+        return tuple(y.shape), y.dtype
+
+    def build_value_and_pullback(self, f, ex, compiled):
+        def value_and_pullback(x, cotangents, *ctx):
+            pull, y = make_vjp(_bind(f, ctx))(x)
+            return y, tuple(pull(c) for c in cotangents)
+
+        return value_and_pullback
+
+    def build_value_and_pushforward(self, f, ex, compiled):
+        def value_and_pushforward(x, tangents, *ctx):
+            push = make_jvp(_bind(f, ctx))(x)
+            pairs = [push(np.asarray(t, dtype=np.result_type(x))) for t in tangents]
+            return pairs[0][0], tuple(t for _, t in pairs)
+
+        return value_and_pushforward
+
+    def build_value_and_gradient(self, f, ex, compiled):
+        return lambda x, *ctx: value_and_grad(_bind(f, ctx))(x)
+
+
+ENGINE = AutogradEngine

@@ -1,0 +1,164 @@
+"""The PyTorch engine.
+
+Reverse-mode gradients use ``torch.autograd.grad`` on a detached leaf (the
+fastest native path, measured in ``benchmarks/overhead.py``); Jacobians use
+``torch.func.jacrev`` / ``jacfwd``; pushforwards use forward-mode
+``torch.func.jvp`` and pullbacks ``torch.func.vjp``, batched with
+``torch.func.vmap`` (falling back to a loop when ``f`` does something vmap
+cannot batch).  NumPy inputs are wrapped with ``torch.from_numpy`` (no copy)
+and results handed back as NumPy arrays on the CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.func import jacfwd, jacrev, jvp, vjp, vmap
+
+from diffinterface._arrays import NUMPY, SCALAR, TORCH
+from diffinterface.backends._engine import Engine
+from diffinterface.backends._foreign import foreign_code_error, wrong_output_error
+
+_NATIVE = "torch"
+
+
+def _bind(f, ctx):
+    return lambda z: f(z, *ctx)
+
+
+def _with_aux(g):
+    def both(z):
+        y = g(z)
+        return y, y.detach()
+
+    return both
+
+
+def batched(single, vectorized):
+    """Use ``vectorized`` for batches, switching to a loop of ``single`` for
+    good the first time vmap refuses ``f`` (data-dependent control flow,
+    ``.item()``, in-place ops on captured tensors...)."""
+    state = {"vmap": True}
+
+    def run(x, seeds, *ctx):
+        if len(seeds) == 1:
+            y, r = single(x, seeds[0], *ctx)
+            return y, (r,)
+        if state["vmap"]:
+            try:
+                return vectorized(x, torch.stack(seeds), *ctx)
+            except RuntimeError as error:
+                if "vmap" not in str(error) and "functorch" not in str(error):
+                    raise
+                state["vmap"] = False
+        pairs = [single(x, s, *ctx) for s in seeds]
+        return pairs[0][0], tuple(r for _, r in pairs)
+
+    return run
+
+
+class TorchEngine(Engine):
+    accepts = (SCALAR, NUMPY, TORCH)
+    display = "AutoTorch()"
+
+    def __init__(self, backend):
+        super().__init__(backend)
+        self.mode = backend.mode
+
+    # --- arrays -----------------------------------------------------------
+    def to_native(self, x):
+        if isinstance(x, torch.Tensor):
+            return x
+        if isinstance(x, np.ndarray):
+            return torch.from_numpy(x)
+        return torch.tensor(x, dtype=torch.float64)
+
+    def copy_native(self, x):
+        return x.detach().clone()
+
+    def stack(self, arrays):
+        return torch.stack(arrays)
+
+    def basis(self, shape, dtype):
+        return tuple(torch.eye(int(np.prod(shape)), dtype=dtype).reshape((-1,) + tuple(shape)))
+
+    def ones(self, shape, dtype):
+        return torch.ones(shape, dtype=dtype)
+
+    def output_info(self, f, x, ctx, compiled):
+        try:
+            with torch.no_grad():
+                y = f(x, *ctx)
+        except (TypeError, RuntimeError, AttributeError) as error:
+            translated = foreign_code_error(error, self.display, _NATIVE, "torch")
+            if translated is not None:
+                raise translated from error
+            raise
+        if not isinstance(y, torch.Tensor):
+            raise wrong_output_error(y, self.display, _NATIVE)
+        return tuple(y.shape), y.dtype
+
+    # --- primitives -------------------------------------------------------
+    def build_value_and_pushforward(self, f, ex, compiled):
+        def single(x, t, *ctx):
+            return jvp(_bind(f, ctx), (x,), (t.to(x.dtype),))
+
+        def vectorized(x, ts, *ctx):
+            g = _bind(f, ctx)
+            y = g(x.detach()).detach()
+            out = vmap(lambda t: jvp(g, (x,), (t,))[1])(ts.to(x.dtype))
+            return y, tuple(out)
+
+        return batched(single, vectorized)
+
+    def build_value_and_pullback(self, f, ex, compiled):
+        def single(x, c, *ctx):
+            leaf = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                y = f(leaf, *ctx)
+                if not y.requires_grad:
+                    return y.detach(), torch.zeros_like(x)
+                (g,) = torch.autograd.grad(y, leaf, grad_outputs=c.to(y.dtype))
+            return y.detach(), g
+
+        def vectorized(x, cs, *ctx):
+            y, pull = vjp(_bind(f, ctx), x)
+            (gs,) = vmap(pull)(cs.to(y.dtype))
+            return y.detach(), tuple(gs)
+
+        return batched(single, vectorized)
+
+    # --- native overrides -------------------------------------------------
+    def build_value_and_gradient(self, f, ex, compiled):
+        if self.mode == "forward":
+            return self.build_value_and_jacobian(f, ex, compiled)
+
+        def value_and_gradient(x, *ctx):
+            leaf = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                y = f(leaf, *ctx)
+                if not y.requires_grad:
+                    return y.detach(), torch.zeros_like(x)
+                (g,) = torch.autograd.grad(y, leaf)
+            return y.detach(), g
+
+        return value_and_gradient
+
+    def build_value_and_jacobian(self, f, ex, compiled):
+        jac = jacfwd if self.mode == "forward" else jacrev
+
+        def value_and_jacobian(x, *ctx):
+            j, y = jac(_with_aux(_bind(f, ctx)), has_aux=True)(x)
+            return y, j
+
+        return value_and_jacobian
+
+    def build_jacobian(self, f, ex, compiled):
+        jac = jacfwd if self.mode == "forward" else jacrev
+        return lambda x, *ctx: jac(_bind(f, ctx))(x)
+
+    def build_value_and_derivative(self, f, ex, compiled):
+        return lambda x, *ctx: jvp(_bind(f, ctx), (x,), (torch.ones_like(x),))
+
+
+ENGINE = TorchEngine

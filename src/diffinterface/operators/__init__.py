@@ -1,0 +1,1 @@
+"""Operators: generic definitions and dispatch to the engines."""

@@ -1,0 +1,86 @@
+"""The single call path every operator goes through: prep lookup or check,
+seed validation, the engine call, and conversion back to x's library."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from diffinterface._arrays import NUMPY, SCALAR, to_like, write_out
+from diffinterface._errors import InvalidInputError, PreparationMismatchError
+from diffinterface.contexts import unwrap_contexts
+from diffinterface.prep import Prep, check_seed_shapes, prepare
+
+
+def value_like(y: Any, kind: str) -> Any:
+    """Convert a primal value: NumPy-kind 0-d values become NumPy scalars."""
+    if kind == NUMPY or kind == SCALAR:
+        y = np.asarray(y)
+        return y[()] if y.ndim == 0 else y
+    return y
+
+
+def as_seed_batch(seeds: Any, name: str) -> tuple[bool, tuple]:
+    """``(was_a_tuple, seeds as a tuple)``."""
+    if isinstance(seeds, tuple):
+        if not seeds:
+            raise InvalidInputError(f"{name} is an empty tuple; pass a tangent or a tuple of tangents")
+        return True, seeds
+    if isinstance(seeds, list):
+        raise InvalidInputError(
+            f"{name} is a list; pass one array, or a tuple of arrays for a batch"
+        )
+    return False, (seeds,)
+
+
+def run(
+    op: str,
+    family: str,
+    f: Callable,
+    backend: Any,
+    x: Any,
+    contexts: tuple,
+    prep: Prep | None,
+    out: Any,
+    seeds: Any = None,
+    seed_name: str = "",
+) -> Any:
+    """Evaluate operator ``op`` (e.g. ``value_and_gradient``) of ``family``."""
+    has_seeds = seed_name != ""
+    if has_seeds:
+        was_tuple, batch = as_seed_batch(seeds, seed_name)
+    if prep is None:
+        prep = prepare(family, f, backend, x, contexts, batch if has_seeds else None, compiled=False)
+    elif not prep.matches(family, f, backend, x, contexts):
+        raise prep.mismatch(family, f, backend, x, contexts)
+    engine = prep.engine
+    ctx = unwrap_contexts(contexts) if contexts else ()
+    kind = prep.x_kind
+    if has_seeds:
+        if len(batch) != prep.seed_info:
+            raise PreparationMismatchError(
+                f"{seed_name}: the prep was made for {prep.seed_info} seed(s), this call passes "
+                f"{len(batch)}; prepare again for the new batch size"
+            )
+        ex = prep.example
+        if seed_name == "tx":
+            check_seed_shapes(batch, seed_name, ex.x_shape, "x")
+        else:
+            check_seed_shapes(batch, seed_name, ex.y_shape, "f(x)")
+        native = tuple(engine.to_native(s) for s in batch)
+        result = prep.fn(op)(engine.to_native(x), native, *ctx)
+    else:
+        result = prep.fn(op)(engine.to_native(x), *ctx)
+    if op.startswith("value_and_"):
+        y, result = result
+        y = value_like(y, kind)
+    if has_seeds:
+        result = tuple(to_like(r, kind) for r in result)
+        if not was_tuple:
+            result = result[0]
+    else:
+        result = to_like(result, kind)
+    if out is not None:
+        result = write_out(out, result)
+    return (y, result) if op.startswith("value_and_") else result

@@ -1,0 +1,169 @@
+"""Preparation: what can be built once for an operator, and the check that a
+later call matches it.
+
+``prepare_<op>(f, backend, x, ...)`` returns a :class:`Prep`.  Passing it back
+as ``prep=`` skips every set-up step: the engine callables (traced, compiled
+or transformed) are reused for any new ``x`` of the same type, shape, dtype
+and device.  A call that differs raises :class:`PreparationMismatchError`
+naming each argument that differs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from diffinterface._arrays import check_differentiable, describe_signature, signature
+from diffinterface._errors import InvalidInputError, PreparationMismatchError
+from diffinterface.backends import Example, get_engine
+from diffinterface.contexts import unwrap_contexts
+
+__all__ = ["Prep", "prepare", "context_kinds"]
+
+
+def context_kinds(contexts: tuple) -> tuple:
+    return tuple(type(c) for c in contexts)
+
+
+class Prep:
+    """Prepared state for one operator family (``op`` and ``value_and_op``).
+
+    Holds the engine callables, the signature of the arguments it was built
+    for, and a private copy of nothing the caller can mutate.
+    """
+
+    __slots__ = (
+        "family", "f", "backend", "engine", "x_sig", "x_kind", "ctx_kinds",
+        "seed_info", "example", "compiled", "_fns", "__weakref__",
+    )
+
+    def __init__(self, family, f, backend, engine, x_sig, x_kind, ctx_kinds, seed_info, example, compiled):
+        self.family = family
+        self.f = f
+        self.backend = backend
+        self.engine = engine
+        self.x_sig = x_sig
+        self.x_kind = x_kind
+        self.ctx_kinds = ctx_kinds
+        self.seed_info = seed_info
+        self.example = example
+        self.compiled = compiled
+        self._fns: dict[str, Callable] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"Prep({self.family}, backend={self.backend!r}, x={describe_signature(self.x_sig)}, "
+            f"y shape={self.example.y_shape})"
+        )
+
+    def fn(self, op: str) -> Callable:
+        """The engine callable for ``op``, built on first use."""
+        fn = self._fns.get(op)
+        if fn is None:
+            fn = getattr(self.engine, "build_" + op)(self.f, self.example, self.compiled)
+            self._fns[op] = fn
+        return fn
+
+    def matches(self, family: str, f: Callable, backend: Any, x: Any, contexts: tuple) -> bool:
+        return (
+            f is self.f
+            and family == self.family
+            and (backend is self.backend or backend == self.backend)
+            and signature(x) == self.x_sig
+            and (not contexts and not self.ctx_kinds or context_kinds(contexts) == self.ctx_kinds)
+        )
+
+    def mismatch(self, family: str, f: Callable, backend: Any, x: Any, contexts: tuple) -> PreparationMismatchError:
+        problems = []
+        if family != self.family:
+            problems.append(f"operator: the prep was made by prepare_{self.family}, not prepare_{family}")
+        if f is not self.f:
+            problems.append(f"f: the prep was made for {_name(self.f)}, this call passes {_name(f)}")
+        if not (backend is self.backend or backend == self.backend):
+            problems.append(f"backend: prepared with {self.backend!r}, called with {backend!r}")
+        sig = signature(x)
+        if sig != self.x_sig:
+            problems.append(
+                f"x: prepared for {describe_signature(self.x_sig)}, called with {describe_signature(sig)}"
+            )
+        kinds = context_kinds(contexts)
+        if kinds != self.ctx_kinds:
+            problems.append(
+                "contexts: prepared with ("
+                + ", ".join(k.__name__ for k in self.ctx_kinds)
+                + "), called with ("
+                + ", ".join(k.__name__ for k in kinds)
+                + ")"
+            )
+        return PreparationMismatchError(
+            "this call does not match its prep; prepare again for the new arguments or fix:\n  "
+            + "\n  ".join(problems)
+        )
+
+
+def _name(f: Callable) -> str:
+    return getattr(f, "__qualname__", None) or repr(f)
+
+
+def prepare(
+    family: str,
+    f: Callable,
+    backend: Any,
+    x: Any,
+    contexts: tuple,
+    seeds: tuple | None = None,
+    compiled: bool = True,
+) -> Prep:
+    """Build a :class:`Prep` for ``family`` (an operator name without ``value_and_``)."""
+    if not callable(f):
+        raise InvalidInputError(f"f must be callable, got {type(f).__name__}")
+    engine = get_engine(backend)
+    kind = check_differentiable("x", x, engine.accepts, engine.display)
+    ctx = unwrap_contexts(contexts)
+    xn = engine.to_native(x)
+    if compiled:
+        xn = engine.copy_native(xn)
+    y_shape, y_dtype = engine.output_info(f, xn, ctx, compiled)
+    x_shape = tuple(getattr(xn, "shape", ()))
+    _validate_family(family, backend, x_shape, y_shape)
+    if seeds is not None:
+        if family == "pushforward":
+            check_seed_shapes(seeds, "tx", x_shape, "x")
+        else:
+            check_seed_shapes(seeds, "ty", y_shape, "f(x)")
+    batch = len(seeds) if seeds is not None else 1
+    example = Example(x_shape, getattr(xn, "dtype", None), y_shape, y_dtype, batch)
+    prep = Prep(family, f, backend, engine, signature(x), kind, context_kinds(contexts),
+                seeds_info(seeds), example, compiled)
+    if compiled and engine.compiles:
+        native_seeds = () if seeds is None else (tuple(engine.to_native(s) for s in seeds),)
+        prep.fn(family)(xn, *native_seeds, *ctx)
+    return prep
+
+
+def seeds_info(seeds: tuple | None) -> Any:
+    return None if seeds is None else len(seeds)
+
+
+def check_seed_shapes(seeds: tuple, name: str, expected: tuple, against: str) -> None:
+    for i, seed in enumerate(seeds):
+        shape = tuple(np.shape(seed))
+        if shape != expected:
+            label = f"{name}[{i}]" if len(seeds) > 1 else name
+            raise InvalidInputError(
+                f"{label} has shape {shape} but must have the shape of {against}, {expected}"
+            )
+
+
+def _validate_family(family: str, backend: Any, x_shape: tuple, y_shape: tuple) -> None:
+    if family == "gradient" and y_shape != ():
+        raise InvalidInputError(
+            f"gradient needs a scalar-valued f, but f returned an array of shape {y_shape}; "
+            "use di.jacobian, or di.pullback with a cotangent, for array outputs"
+        )
+    if family == "derivative" and x_shape != ():
+        raise InvalidInputError(
+            f"derivative needs a scalar x, but x has shape {x_shape}; use di.jacobian or "
+            "di.pushforward for array inputs"
+        )
