@@ -304,6 +304,18 @@ class Trace:
             self._event(out, out.pat, out.pat)
         return out
 
+    def select(self, operands, masks, out_shape):
+        """Elementwise choice: operand i counts where ``masks[i]`` (or None: all)."""
+        parts = []
+        for (nd, shape), mask in zip(operands, masks):
+            if nd is None:
+                continue
+            idx = broadcast_index(shape, out_shape)
+            if mask is not None:
+                idx = np.where(np.broadcast_to(mask, out_shape), idx, 0)
+            parts.append((nd, gather_matrix(idx, nd.size)))
+        return self._finish(out_shape, parts)
+
     def join(self, nodes, out_shape):
         """Union of same-shaped nodes (both branches of a data-dependent choice)."""
         return self._finish(out_shape, [(nd, None) for nd in nodes])
