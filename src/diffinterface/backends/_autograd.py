@@ -9,6 +9,8 @@ the trace (plain ``numpy`` calls on autograd's boxes give a zero derivative).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from autograd import make_jvp, make_vjp, value_and_grad
 from autograd.core import VJPNode
@@ -38,8 +40,17 @@ class AutogradEngine(NumPyArrays, Engine):
     def output_info(self, f, x, ctx, compiled):
         g = _bind(f, ctx)
         try:
-            y, end_node = trace(VJPNode.new_root(), g, x)
-        except (TypeError, RuntimeError, AttributeError) as error:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Output seems independent of input")
+                y, end_node = trace(VJPNode.new_root(), g, x)
+        except (TypeError, ValueError, RuntimeError, AttributeError) as error:
+            if "ArrayBox" in str(error) or "setting an array element with a sequence" in str(error):
+                raise WrongEngineError(
+                    "f turns autograd's traced array into a plain number or NumPy array (float(), "
+                    "np.asarray(x, dtype=float), or writing x into a NumPy buffer), which autograd "
+                    "cannot trace. Keep x an array in f (autograd.numpy functions), or use "
+                    f"AutoFiniteDiff() for black-box NumPy code ({type(error).__name__}: {error})"
+                ) from error
             translated = foreign_code_error(error, self.display, "autograd.numpy", "autograd")
             if translated is not None:
                 raise translated from error

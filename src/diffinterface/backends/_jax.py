@@ -77,7 +77,7 @@ class JAXEngine(Engine):
 
     def output_info(self, f, x, ctx, compiled):
         run = lambda: jax.eval_shape(_bind(f, ctx), x)
-        if needs_x64(np.result_type(x)):
+        if needs_x64(getattr(x, "dtype", np.float64)):
             run = with_x64(run)
         try:
             out = run()

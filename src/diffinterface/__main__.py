@@ -1,0 +1,5 @@
+import sys
+
+from diffinterface.cli import main
+
+sys.exit(main())

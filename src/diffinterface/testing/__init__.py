@@ -1,0 +1,14 @@
+"""The test kit: scenarios with reference derivatives and ``check_backend``.
+
+>>> from diffinterface.testing import default_scenarios, check_backend
+>>> len(default_scenarios()) >= 9
+True
+"""
+
+from diffinterface.testing._check import OperatorCheck, Report, Row, check_backend, tolerance_for
+from diffinterface.testing._scenarios import Namespace, Scenario, default_scenarios, namespace_for
+
+__all__ = [
+    "Namespace", "OperatorCheck", "Report", "Row", "Scenario",
+    "check_backend", "default_scenarios", "namespace_for", "tolerance_for",
+]

@@ -1,0 +1,257 @@
+"""``check_backend``: run a backend through every operator and variant on the
+scenarios and report, cell by cell, whether it agrees with the references."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+import diffinterface as di
+from diffinterface._errors import UnsupportedOperationError
+from diffinterface.backends import AutoFiniteDiff, SecondOrder
+from diffinterface.testing._scenarios import Scenario, default_scenarios
+
+__all__ = ["OperatorCheck", "Report", "Row", "check_backend", "tolerance_for", "FIRST_ORDER", "OPERATORS"]
+
+OK, UNSUPPORTED, WRONG, ERROR = "ok", "not supported", "wrong", "error"
+
+
+def tolerance_for(backend: Any) -> float:
+    """Relative tolerance the references are checked to for ``backend``."""
+    fd = backend if isinstance(backend, AutoFiniteDiff) else None
+    if isinstance(backend, SecondOrder):
+        fd = next((b for b in (backend.outer, backend.inner) if isinstance(b, AutoFiniteDiff)), None)
+        if fd is not None:
+            return {"forward": 1e-4, "central": 1e-5, "complex": 1e-10}[fd.method]
+    dense = getattr(backend, "dense_backend", None)
+    if dense is not None:
+        return tolerance_for(dense)
+    if fd is not None:
+        return {"forward": 1e-5, "central": 1e-6, "complex": 1e-12}[fd.method]
+    return 1e-10
+
+
+def relative_error(actual: Any, expected: Any) -> float:
+    actual = np.asarray(actual, dtype=float)
+    expected = np.asarray(expected, dtype=float)
+    if actual.shape != expected.shape:
+        return np.inf
+    scale = max(float(np.max(np.abs(expected))) if expected.size else 0.0, 1e-12)
+    return float(np.max(np.abs(actual - expected))) / scale if expected.size else 0.0
+
+
+@dataclass(frozen=True)
+class OperatorCheck:
+    """How to exercise one operator family and what it should return.
+
+    ``seed_kind`` is ``"tx"`` (tangents shaped like x), ``"ty"`` (cotangents
+    shaped like y) or None; ``expected(reference, seed)`` gives the reference.
+    """
+
+    name: str
+    applies: Callable[[Scenario], bool]
+    expected: Callable[[dict, Any], Any]
+    seed_kind: str | None = None
+    second_order: bool = False
+
+
+def _flat_jac(ref: dict, key: str = "jacobian") -> np.ndarray:
+    jac = np.asarray(ref[key])
+    y_size = np.asarray(ref["y"]).size if key == "jacobian" else None
+    return jac.reshape(y_size, -1) if y_size is not None else jac.reshape(int(np.sqrt(jac.size)), -1)
+
+
+def _pushforward_ref(ref, t):
+    return (_flat_jac(ref) @ np.reshape(t, -1)).reshape(np.shape(ref["y"]))
+
+
+def _pullback_ref(ref, w):
+    x_shape = np.shape(ref["jacobian"])[np.ndim(ref["y"]):]
+    return (np.reshape(w, -1) @ _flat_jac(ref)).reshape(x_shape)
+
+
+def _always(scenario):
+    return True
+
+
+def _scalar_x(scenario):
+    return "scalar_x" in scenario.tags
+
+
+def _scalar_y(scenario):
+    return "scalar_y" in scenario.tags
+
+
+FIRST_ORDER = [
+    OperatorCheck("derivative", _scalar_x, lambda ref, _: ref["jacobian"]),
+    OperatorCheck("gradient", _scalar_y, lambda ref, _: ref["jacobian"]),
+    OperatorCheck("jacobian", _always, lambda ref, _: ref["jacobian"]),
+    OperatorCheck("pushforward", _always, _pushforward_ref, "tx"),
+    OperatorCheck("pullback", _always, _pullback_ref, "ty"),
+]
+
+#: every operator family check_backend knows; second-order checks register here
+OPERATORS: list[OperatorCheck] = list(FIRST_ORDER)
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: str
+    operator: str
+    variant: str
+    status: str
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    """The outcome of :func:`check_backend`: one row per scenario x operator x variant."""
+
+    backend: Any
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no cell is wrong or errored (unsupported cells are allowed)."""
+        return all(row.status in (OK, UNSUPPORTED) for row in self.rows)
+
+    def failures(self) -> list[Row]:
+        return [row for row in self.rows if row.status in (WRONG, ERROR)]
+
+    def counts(self) -> Counter:
+        return Counter(row.status for row in self.rows)
+
+    def matrix(self) -> dict[str, str]:
+        """Operator -> aggregated status (``ok`` only if every cell is ok)."""
+        out: dict[str, str] = {}
+        for row in self.rows:
+            current = out.get(row.operator, OK)
+            rank = [OK, UNSUPPORTED, WRONG, ERROR]
+            out[row.operator] = max(current, row.status, key=rank.index)
+        return out
+
+    def details(self, operator: str) -> str:
+        return next((row.detail for row in self.rows if row.operator == operator and row.detail), "")
+
+    def table(self) -> str:
+        lines = [f"check_backend({self.backend!r}): {dict(self.counts())}"]
+        lines += [
+            f"  {r.scenario:16s} {r.operator:22s} {r.variant:10s} {r.status}"
+            + (f"  ({r.detail})" if r.detail else "")
+            for r in self.rows
+        ]
+        return "\n".join(lines)
+
+
+def _random_like(shape: tuple, rng: np.random.Generator) -> Any:
+    return rng.normal(size=shape) if shape != () else float(rng.normal())
+
+
+def _seed(check: OperatorCheck, scenario: Scenario, rng) -> Any:
+    shape = scenario.x_shape if check.seed_kind in ("tx",) else scenario.y_shape()
+    return _random_like(shape, rng)
+
+
+def _compare(row_base: tuple, result: Any, expected: Any, tol: float) -> Row:
+    err = relative_error(result, expected)
+    if err <= tol:
+        return Row(*row_base, OK)
+    return Row(*row_base, WRONG, f"relative error {err:.2e} > {tol:.0e}")
+
+
+def _variants(check: OperatorCheck, scenario: Scenario, backend: Any, rng) -> list[tuple[str, Callable[[], tuple]]]:
+    """(variant name, thunk returning (result, expected)) pairs."""
+    op = getattr(di, check.name)
+    value_and_op = getattr(di, "value_and_" + check.name, None)
+    prepare_op = getattr(di, "prepare_" + check.name)
+    f = scenario.f_for(backend)
+    x, x2 = scenario.x, scenario.x2
+    ref, ref2 = scenario.reference(x), scenario.reference(x2)
+    seeded = check.seed_kind is not None
+    s1 = _seed(check, scenario, rng) if seeded else None
+    s2 = _seed(check, scenario, rng) if seeded else None
+    args = (s1,) if seeded else ()
+    args2 = (s2,) if seeded else ()
+
+    def plain():
+        return op(f, backend, x, *args), check.expected(ref, s1)
+
+    def value_and():
+        y, r = value_and_op(f, backend, x, *args)
+        if relative_error(y, ref["y"]) > tolerance_for(backend) * 10 + 1e-14:
+            return y, ref["y"]
+        return r, check.expected(ref, s1)
+
+    def prepared():
+        p = prepare_op(f, backend, x, *args)
+        return op(f, backend, x, *args, prep=p), check.expected(ref, s1)
+
+    def reused():
+        p = prepare_op(f, backend, x, *args)
+        return op(f, backend, x2, *args2, prep=p), check.expected(ref2, s2)
+
+    def with_out():
+        expected = np.asarray(check.expected(ref, s1))
+        buffer = np.full(expected.shape, np.nan)
+        p = prepare_op(f, backend, np.asarray(x) if expected.shape else x, *args)
+        returned = op(f, backend, np.asarray(x) if expected.shape else x, *args, prep=p, out=buffer)
+        return (buffer if returned is buffer else np.full_like(buffer, np.inf)), expected
+
+    variants = [("plain", plain), ("prepared", prepared), ("reused", reused)]
+    if value_and_op is not None:
+        variants.insert(1, ("value_and", value_and))
+    if np.ndim(check.expected(ref, s1)) > 0:
+        variants.append(("out", with_out))
+    if seeded:
+        s3 = _seed(check, scenario, rng)
+
+        def batched():
+            r1, r3 = op(f, backend, x, (s1, s3))
+            return np.stack([np.asarray(r1), np.asarray(r3)]), np.stack(
+                [np.asarray(check.expected(ref, s1)), np.asarray(check.expected(ref, s3))]
+            )
+
+        variants.append(("batched", batched))
+    return variants
+
+
+def check_backend(backend: Any, scenarios: list[Scenario] | None = None,
+                  operators: list[OperatorCheck] | None = None) -> Report:
+    """Check ``backend`` against the reference derivatives of ``scenarios``.
+
+    Every applicable operator is run in each variant: plain, ``value_and_``,
+    prepared, prepared at one point and reused at another, with an ``out=``
+    buffer, and with a batch of seeds.  Cells the engine cannot do in
+    principle are ``not supported`` (with the engine's explanation).
+
+    >>> import diffinterface as di
+    >>> from diffinterface.testing import check_backend
+    >>> check_backend(di.AutoFiniteDiff(method="complex")).ok
+    True
+    """
+    scenarios = default_scenarios() if scenarios is None else scenarios
+    operators = OPERATORS if operators is None else operators
+    tol = tolerance_for(backend)
+    rng = np.random.default_rng(0)
+    report = Report(backend)
+    for scenario in scenarios:
+        for check in operators:
+            if not check.applies(scenario):
+                continue
+            if check.second_order and "scalar_y" not in scenario.tags:
+                continue
+            for variant, thunk in _variants(check, scenario, backend, rng):
+                base = (scenario.name, check.name, variant)
+                try:
+                    result, expected = thunk()
+                except UnsupportedOperationError as error:
+                    report.rows.append(Row(*base, UNSUPPORTED, str(error)))
+                    continue
+                except Exception as error:  # noqa: BLE001 - a report cell, not a crash
+                    report.rows.append(Row(*base, ERROR, f"{type(error).__name__}: {error}"))
+                    continue
+                report.rows.append(_compare(base, result, expected, tol))
+    return report

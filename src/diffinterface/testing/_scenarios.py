@@ -1,0 +1,190 @@
+"""Test scenarios with analytic reference derivatives.
+
+Each scenario builds its function for an array namespace (``jax.numpy``,
+``torch``, ``autograd.numpy`` or ``numpy``), so one scenario exercises every
+engine; its references are closed forms in NumPy, independent of any engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from diffinterface.backends import AutoAutograd, AutoFiniteDiff, AutoJAX, AutoTorch, SecondOrder
+
+__all__ = ["Namespace", "Scenario", "default_scenarios", "namespace_for"]
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """An array namespace ``xp`` and how to turn NumPy constants into its arrays."""
+
+    xp: Any
+    asarray: Callable[[np.ndarray], Any]
+
+
+def namespace_for(backend: Any) -> Namespace:
+    """The namespace a scenario function should use under ``backend``."""
+    if isinstance(backend, SecondOrder):
+        backend = backend.inner
+    if isinstance(backend, AutoJAX):
+        jnp = importlib.import_module("jax.numpy")
+        return Namespace(jnp, np.asarray)  # NumPy constants keep float64 under any x64 setting
+    if isinstance(backend, AutoTorch):
+        torch = importlib.import_module("torch")
+        return Namespace(torch, torch.as_tensor)
+    if isinstance(backend, AutoAutograd):
+        return Namespace(importlib.import_module("autograd.numpy"), np.asarray)
+    if isinstance(backend, AutoFiniteDiff):
+        return Namespace(np, np.asarray)
+    dense = getattr(backend, "dense_backend", None)
+    if dense is not None:
+        return namespace_for(dense)
+    raise TypeError(f"no scenario namespace for {backend!r}")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A function, two points, and closed-form derivatives.
+
+    ``reference(x)`` returns a dict with ``"y"`` and ``"jacobian"`` (shape
+    ``y.shape + x.shape``) and, for scalar ``y``, ``"hessian"``
+    (``x.shape + x.shape``).
+    """
+
+    name: str
+    make_f: Callable[[Namespace], Callable]
+    x: Any
+    x2: Any
+    reference: Callable[[Any], dict]
+    tags: frozenset = field(default_factory=frozenset)
+
+    def f_for(self, backend: Any) -> Callable:
+        return self.make_f(namespace_for(backend))
+
+    @property
+    def x_shape(self) -> tuple:
+        return np.shape(self.x)
+
+    def y_shape(self) -> tuple:
+        return np.shape(self.reference(self.x)["y"])
+
+    def __repr__(self) -> str:
+        return f"Scenario({self.name})"
+
+
+def _diag_jacobian(values: np.ndarray) -> np.ndarray:
+    """Jacobian of an elementwise map with derivative ``values``: shape x.shape * 2."""
+    n = values.size
+    return (np.eye(n) * values.reshape(-1)).reshape(values.shape + values.shape)
+
+
+def _sin_x2(ns):
+    return lambda x: ns.xp.sin(x) * x**2
+
+
+def _sum_sin_x2(ns):
+    return lambda x: ns.xp.sum(ns.xp.sin(x) * x**2)
+
+
+def _ref_sin_x2(x):
+    x = np.asarray(x, dtype=float)
+    d1 = np.cos(x) * x**2 + 2 * x * np.sin(x)
+    d2 = -(x**2) * np.sin(x) + 4 * x * np.cos(x) + 2 * np.sin(x)
+    return np.sin(x) * x**2, d1, d2
+
+
+def _ref_scalar_scalar(x):
+    y, d1, d2 = _ref_sin_x2(x)
+    return {"y": y, "jacobian": d1, "hessian": d2}
+
+
+def _ref_sum_sin_x2(x):
+    y, d1, d2 = _ref_sin_x2(x)
+    return {"y": np.sum(y), "jacobian": d1, "hessian": _diag_jacobian(d2)}
+
+
+def _scalar_to_array(a: np.ndarray, b: np.ndarray) -> tuple[Callable, Callable]:
+    def make_f(ns):
+        ca, cb = ns.asarray(a), ns.asarray(b)
+        return lambda x: ns.xp.sin(ca * x) + cb * x**2
+
+    def reference(x):
+        return {"y": np.sin(a * x) + b * x**2, "jacobian": a * np.cos(a * x) + 2 * b * x}
+
+    return make_f, reference
+
+
+def _matvec_sin(a: np.ndarray) -> tuple[Callable, Callable]:
+    def make_f(ns):
+        ca = ns.asarray(a)
+        return lambda x: ns.xp.sin(ca @ x)
+
+    def reference(x):
+        z = a @ x
+        return {"y": np.sin(z), "jacobian": np.cos(z)[:, None] * a}
+
+    return make_f, reference
+
+
+def _matmat_tanh(b: np.ndarray) -> tuple[Callable, Callable]:
+    def make_f(ns):
+        cb = ns.asarray(b)
+        return lambda x: ns.xp.tanh(x @ cb)
+
+    def reference(x):
+        t = np.tanh(x @ b)
+        m, k = x.shape
+        jac = np.zeros(t.shape + x.shape)
+        for i in range(m):
+            jac[i, :, i, :] = (1 - t[i] ** 2)[:, None] * b.T
+        return {"y": t, "jacobian": jac}
+
+    return make_f, reference
+
+
+def _cubic_cos(ns):
+    return lambda x: ns.xp.sum(x**3) + ns.xp.sum(ns.xp.cos(x))
+
+
+def _ref_cubic_cos(x):
+    return {
+        "y": np.sum(x**3) + np.sum(np.cos(x)),
+        "jacobian": 3 * x**2 - np.sin(x),
+        "hessian": _diag_jacobian(6 * x - np.cos(x)),
+    }
+
+
+def _x_exp(ns):
+    return lambda x: ns.xp.exp(x) * x
+
+
+def _ref_x_exp(x):
+    return {"y": np.exp(x) * x, "jacobian": np.exp(x) * (1 + x), "hessian": np.exp(x) * (2 + x)}
+
+
+def default_scenarios() -> list[Scenario]:
+    """Scalar/array inputs and outputs of 0 to 3 dimensions, with references."""
+    rng = np.random.default_rng(42)
+    a3, b3 = rng.normal(size=3), rng.normal(size=3)
+    a23, b23 = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    mat43 = rng.normal(size=(4, 3))
+    mat34 = rng.normal(size=(3, 4))
+    s2v = _scalar_to_array(a3, b3)
+    s2m = _scalar_to_array(a23, b23)
+    v2v = _matvec_sin(mat43)
+    m2m = _matmat_tanh(mat34)
+    return [
+        Scenario("scalar->scalar", _sin_x2, 0.7, 1.3, _ref_scalar_scalar, frozenset({"scalar_x", "scalar_y"})),
+        Scenario("scalar->vector", s2v[0], 0.4, -1.1, s2v[1], frozenset({"scalar_x"})),
+        Scenario("scalar->matrix", s2m[0], -0.3, 0.9, s2m[1], frozenset({"scalar_x"})),
+        Scenario("0d->0d", _x_exp, np.array(0.4), np.array(-0.6), _ref_x_exp, frozenset({"scalar_x", "scalar_y"})),
+        Scenario("vector->scalar", _sum_sin_x2, rng.normal(size=5), rng.normal(size=5), _ref_sum_sin_x2, frozenset({"scalar_y"})),
+        Scenario("matrix->scalar", _sum_sin_x2, rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), _ref_sum_sin_x2, frozenset({"scalar_y"})),
+        Scenario("3d->scalar", _cubic_cos, rng.normal(size=(2, 2, 2)), rng.normal(size=(2, 2, 2)), _ref_cubic_cos, frozenset({"scalar_y"})),
+        Scenario("vector->vector", v2v[0], rng.normal(size=3), rng.normal(size=3), v2v[1]),
+        Scenario("matrix->matrix", m2m[0], rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), m2m[1]),
+    ]
