@@ -1,0 +1,254 @@
+"""Graph coloring: diffinterface against ColPack (reference file) and networkx.
+
+Question: does diffinterface color the reference patterns with at most
+ColPack's number of colors, and at least as fast?  Prints, per pattern,
+problem and order: colors and median coloring time for diffinterface, next to
+ColPack's figures from shared/reference/colpack_colors.csv, and networkx's
+greedy coloring of the column-intersection (or adjacency) graph where it
+finishes in reasonable time.  Then the first-call compile cost, a dense
+2,000 x 2,000 pattern, and decompression against a plain NumPy gather.
+
+    python benchmarks/coloring.py            # all patterns (about 10 minutes)
+    python benchmarks/coloring.py --quick    # the small patterns only
+    python benchmarks/coloring.py --patterns arrow_1e5 lap2d_1000
+
+Times: median of ``--repeat`` runs of ``di.coloring`` (input already CSR),
+which includes building the CSC / adjacency structure; ColPack's exclude
+graph building.  The first call's compile (or cache load) is measured in a
+fresh process and reported separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from diffinterface.sparse.coloring import GreedyColoringAlgorithm, check_coloring, coloring  # noqa: E402
+
+REFERENCE = HERE.parent.parent / "shared" / "reference" / "colpack_colors.csv"
+COL_ORDERS = ("natural", "largest_first", "smallest_last", "incidence_degree")
+SYM_ORDERS = COL_ORDERS + ("dynamic_largest_first",)
+SMALL = ("bruss2d_N32", "bruss2d_N128")
+
+
+def tridiag(n: int) -> sp.csr_array:
+    return sp.diags_array([np.ones(n - 1), np.ones(n), np.ones(n - 1)], offsets=[-1, 0, 1])
+
+
+def brusselator(N: int) -> sp.csr_array:
+    """2-D Brusselator Jacobian pattern: periodic 5-point stencil per species + coupling."""
+    s, i, j = np.meshgrid(np.arange(2), np.arange(N), np.arange(N), indexing="ij")
+    s, i, j = s.ravel(), i.ravel(), j.ravel()
+    row = s * N * N + i * N + j
+    cols = [row, s * N * N + ((i + 1) % N) * N + j, s * N * N + ((i - 1) % N) * N + j,
+            s * N * N + i * N + (j + 1) % N, s * N * N + i * N + (j - 1) % N,
+            (1 - s) * N * N + i * N + j]
+    rows = np.concatenate([row] * 6)
+    n = 2 * N * N
+    a = sp.csr_array((np.ones(rows.size, dtype=bool), (rows, np.concatenate(cols))), shape=(n, n))
+    a.sum_duplicates()
+    return a
+
+
+def build(name: str) -> sp.csr_array:
+    """The reference patterns of shared/reference/PATTERNS.md."""
+    if name.startswith("bruss2d_N"):
+        return brusselator(int(name.split("N")[1]))
+    if name == "lap2d_1000":
+        t, eye = tridiag(1000), sp.eye_array(1000)
+        return sp.csr_array(sp.kron(eye, t) + sp.kron(t, eye))
+    if name == "lap3d_64":
+        t, eye = tridiag(64), sp.eye_array(64)
+        return sp.csr_array(sp.kron(eye, sp.kron(eye, t)) + sp.kron(eye, sp.kron(t, eye))
+                            + sp.kron(t, sp.kron(eye, eye)))
+    if name == "banded_1e5_bw10":
+        n = 100_000
+        return sp.csr_array(sp.diags_array([np.ones(n - abs(k)) for k in range(-10, 11)],
+                                           offsets=list(range(-10, 11))))
+    if name in ("rand_1e5", "randsym_1e5"):
+        a = sp.random(100_000, 100_000, density=1e-4, format="coo", rng=np.random.default_rng(0))
+        a = sp.csr_array(a)
+        if name == "randsym_1e5":
+            a = sp.csr_array(a + a.T + sp.eye_array(100_000))
+        return a
+    if name == "arrow_1e5":
+        n = 100_000
+        r = np.concatenate([np.arange(n), np.zeros(n, dtype=int), np.arange(n)])
+        c = np.concatenate([np.arange(n), np.arange(n), np.zeros(n, dtype=int)])
+        a = sp.csr_array((np.ones(r.size, dtype=bool), (r, c)), shape=(n, n))
+        a.sum_duplicates()
+        return a
+    if name == "dense_2000":
+        return sp.csr_array(np.ones((2000, 2000), dtype=bool))
+    raise KeyError(name)
+
+
+def reference() -> dict:
+    out = {}
+    with open(REFERENCE) as f:
+        for row in csv.DictReader(f):
+            out[(row["pattern"], row["problem"], row["order"])] = row
+    return out
+
+
+def algorithm(problem: str, order: str) -> tuple[dict, GreedyColoringAlgorithm]:
+    dec = "substitution" if problem == "acyclic" else "direct"
+    kw = {"structure": "symmetric"} if problem in ("star", "acyclic") else {"partition": problem}
+    return kw, GreedyColoringAlgorithm(order=order, decompression=dec)
+
+
+def time_coloring(a, problem, order, repeat):
+    kw, alg = algorithm(problem, order)
+    times, res = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        res = coloring(a, algorithm=alg, **kw)
+        times.append(time.perf_counter() - t0)
+    check_coloring(a, res)
+    return res.ncolors, statistics.median(times)
+
+
+def networkx_colors(a, problem, limit_edges=3e6):
+    """networkx greedy (largest_first) on the graph of the problem, if small enough."""
+    import networkx as nx
+
+    b = sp.csr_array(a, dtype=np.float64)
+    if problem == "row":
+        b = b.T.tocsr()
+    g = sp.csr_array(b.T @ b) if problem == "column" or problem == "row" else b
+    g.setdiag(0)
+    g.eliminate_zeros()
+    if g.nnz / 2 > limit_edges:
+        return None, None
+    graph = nx.from_scipy_sparse_array(g)
+    t0 = time.perf_counter()
+    strategy = "largest_first"
+    col = nx.greedy_color(graph, strategy=strategy)
+    if problem in ("star", "acyclic"):  # networkx has no star/acyclic coloring: distance-2
+        col = nx.greedy_color(nx.power(graph, 2), strategy=strategy)
+    return max(col.values()) + 1 if col else 0, time.perf_counter() - t0
+
+
+def problems_of(name, ref):
+    return sorted({p for (pat, p, _) in ref if pat == name},
+                  key=["column", "row", "star", "acyclic"].index)
+
+
+def compile_cost() -> str:
+    """First coloring in a fresh process: compile (no cache) and cache load."""
+    code = """
+import time, numpy as np, scipy.sparse as sp
+t = time.perf_counter()
+from diffinterface.sparse.coloring import coloring, GreedyColoringAlgorithm as G
+a = sp.random(30, 30, density=.2, rng=np.random.default_rng(0), format='csr')
+a = a + a.T
+for s, d in [('nonsymmetric', 'direct'), ('symmetric', 'direct'), ('symmetric', 'substitution')]:
+    for o in ['largest_first', 'smallest_last']:
+        r = coloring(a, structure=s, algorithm=G(order=o, decompression=d))
+        r.decompress(np.zeros(r.compressed_shape))
+print(time.perf_counter() - t)
+"""
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src"))
+    out = []
+    for label, extra in (("no cache", {"NUMBA_CACHE_DIR": "/tmp/di_numba_nocache_%d" % os.getpid()}),
+                         ("cached", {})):
+        if label == "cached":  # warm the default cache first
+            subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
+        r = subprocess.run([sys.executable, "-c", code], env={**env, **extra},
+                           capture_output=True, text=True)
+        out.append(f"{label}: {float(r.stdout.strip().splitlines()[-1]):.2f} s")
+    return ", ".join(out)
+
+
+def decompression_bench(repeat: int) -> list[str]:
+    a = brusselator(707)  # 999,698 columns
+    res = coloring(a, algorithm=GreedyColoringAlgorithm(order="natural"))
+    rng = np.random.default_rng(0)
+    vals = sp.csr_array((rng.standard_normal(a.nnz), a.indices, a.indptr), shape=a.shape)
+    b = vals @ res.seed_matrix(sparse=True)
+    b = np.ascontiguousarray(b.toarray() if sp.issparse(b) else b)
+    res.decompress(b)  # builds the plan
+    idx = np.random.default_rng(1).integers(0, b.size, a.nnz)
+    flat = b.reshape(-1)
+
+    def med(f):
+        ts = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts)
+
+    t_dec = med(lambda: res.decompress(b))
+    t_gather = med(lambda: flat[idx])
+    out = res.decompress(b)
+    assert abs(out - vals).max() == 0
+    return [f"Brusselator N=707: {a.shape[1]:,} columns, {a.nnz:,} nonzeros, {res.ncolors} colors",
+            f"decompress: {t_dec * 1e3:.1f} ms; plain NumPy gather of {a.nnz:,} values "
+            f"(x[idx], random idx): {t_gather * 1e3:.1f} ms; ratio {t_dec / t_gather:.2f}"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--patterns", nargs="*")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-networkx", action="store_true")
+    args = ap.parse_args()
+    ref = reference()
+    names = list(dict.fromkeys(p for (p, _, _) in ref))
+    if args.quick:
+        names = list(SMALL)
+    if args.patterns:
+        names = args.patterns
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, numpy {np.__version__}")
+    print(f"command: python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+    print(f"first call (compile + run, fresh process): {compile_cost()}\n")
+    print("| pattern | n | nnz | problem | order | colors | ColPack colors | time (s) "
+          "| ColPack (s) | networkx LF colors / s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        a = build(name)
+        coloring(a[:50, :50] if a.shape[0] > 50 else a)  # load kernels
+        for problem in problems_of(name, ref) if name in {p for p, _, _ in ref} else ["column", "star"]:
+            orders = SYM_ORDERS if problem in ("star", "acyclic") else COL_ORDERS
+            nx_cell = ""
+            if not args.no_networkx and problem != "acyclic":
+                c, t = networkx_colors(a, problem)
+                nx_cell = "skipped (graph too large)" if c is None else f"{c} / {t:.2f}"
+            for order in orders:
+                ncol, t = time_coloring(a, problem, order, args.repeat)
+                r = ref.get((name, problem, order), {})
+                cp, ct = r.get("colpack_colors") or "-", r.get("colpack_seconds") or "-"
+                if r.get("note", "").startswith("did not finish"):
+                    ct = "> 60 (did not finish)"
+                print(f"| {name} | {a.shape[1]:,} | {a.nnz:,} | {problem} | {order} | {ncol} "
+                      f"| {cp} | {t:.4f} | {ct} | {nx_cell if order == 'largest_first' else ''} |",
+                      flush=True)
+    print()
+    a = build("dense_2000")
+    for problem in ("column", "star", "acyclic"):
+        ncol, t = time_coloring(a, problem, "largest_first", args.repeat)
+        print(f"dense 2,000 x 2,000 ({a.nnz:,} nonzeros), {problem}, largest_first: "
+              f"{ncol} colors, {t:.3f} s")
+    print()
+    for line in decompression_bench(max(args.repeat, 5)):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

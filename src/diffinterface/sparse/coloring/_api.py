@@ -1,0 +1,244 @@
+"""Public entry points: ``GreedyColoringAlgorithm`` and ``coloring``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..._errors import EngineNotInstalledError, InvalidInputError, UnsupportedOperationError
+from ._orders import ORDERS, TwoHopGraph, light_links, vertex_order
+from ._result import ColoringResult, PatternStructure
+
+__all__ = ["GreedyColoringAlgorithm", "coloring"]
+
+_STRUCTURES = ("nonsymmetric", "symmetric")
+_PARTITIONS = ("column", "row", "bidirectional")
+_DECOMPRESSIONS = ("direct", "substitution")
+
+
+@dataclass(frozen=True)
+class GreedyColoringAlgorithm:
+    """Greedy (first-fit) coloring in a vertex order.
+
+    order: one of "natural", "largest_first", "smallest_last",
+        "incidence_degree", "dynamic_largest_first", "random", or a tuple of
+        them (each is tried; the coloring with the fewest colors is kept, the
+        first one on ties).
+    decompression: for symmetric patterns, "direct" gives a star coloring
+        (each entry read from one compressed entry) and "substitution" an
+        acyclic coloring (fewer colors, entries recovered by substitution).
+        Nonsymmetric colorings are always direct.
+    postprocessing: for star colorings, drop the colors that direct
+        decompression never reads (their vertices get color -1 and are left
+        out of the compression).
+    seed: seed of the "random" order.
+    """
+
+    order: Union[str, tuple[str, ...]] = "largest_first"
+    decompression: str = "direct"
+    postprocessing: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        orders = self.order if isinstance(self.order, tuple) else (self.order,)
+        if not orders or any(not isinstance(o, str) or o not in ORDERS for o in orders):
+            raise InvalidInputError(
+                f"GreedyColoringAlgorithm: order={self.order!r} is not a known order; "
+                f"use one of {ORDERS} or a non-empty tuple of them."
+            )
+        if self.decompression not in _DECOMPRESSIONS:
+            raise InvalidInputError(
+                f"GreedyColoringAlgorithm: decompression={self.decompression!r}; "
+                f"use 'direct' or 'substitution'."
+            )
+        if not isinstance(self.postprocessing, bool):
+            raise InvalidInputError(
+                "GreedyColoringAlgorithm: postprocessing must be True or False, "
+                f"got {self.postprocessing!r}."
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise InvalidInputError(
+                f"GreedyColoringAlgorithm: seed must be an integer, got {self.seed!r}."
+            )
+
+    @property
+    def orders(self) -> tuple[str, ...]:
+        return self.order if isinstance(self.order, tuple) else (self.order,)
+
+
+def _kernels():
+    try:
+        from . import _kernels
+    except ImportError as exc:  # pragma: no cover - numba is an optional dependency
+        raise EngineNotInstalledError(
+            "coloring needs numba for its compiled kernels; install it with "
+            "`pip install numba` (or `pip install diffinterface[sparse]`)."
+        ) from exc
+    return _kernels
+
+
+def _structure(pattern) -> PatternStructure:
+    """Canonical CSR structure (sorted, no duplicates, int64) of ``pattern``."""
+    if isinstance(pattern, np.ndarray):
+        if pattern.ndim != 2:
+            raise InvalidInputError(
+                f"coloring: pattern must be 2-D, got an array of shape {pattern.shape}; "
+                "pass a scipy.sparse matrix or array."
+            )
+        pattern = sp.csr_array(pattern != 0)
+    if not sp.issparse(pattern):
+        raise InvalidInputError(
+            f"coloring: pattern must be a scipy.sparse matrix or array, got "
+            f"{type(pattern).__name__}; convert it with scipy.sparse.csr_array(...)."
+        )
+    if pattern.ndim != 2:
+        raise InvalidInputError(f"coloring: pattern must be 2-D, got shape {pattern.shape}.")
+    a = pattern.tocsr()
+    if not a.has_canonical_format:
+        a = a.copy()
+        a.sum_duplicates()
+    m, n = a.shape
+    return PatternStructure(
+        (int(m), int(n)),
+        np.asarray(a.indptr, dtype=np.int64),
+        np.asarray(a.indices, dtype=np.int64),
+    )
+
+
+def _bitmap_rows(row_sizes: np.ndarray, n_words: int) -> np.ndarray:
+    """Slot of each row kept as a bitmap of used colors (-1 for scanned rows)."""
+    threshold = 64
+    budget_words = 2**25  # 256 MiB of bitmaps at most
+    while int(np.count_nonzero(row_sizes >= threshold)) * n_words > budget_words:
+        threshold *= 2
+    heavy = row_sizes >= threshold
+    slot = np.full(row_sizes.size, -1, dtype=np.int64)
+    slot[heavy] = np.arange(int(heavy.sum()), dtype=np.int64)
+    return slot
+
+
+def _distance2(csr_ptr, csr_idx, csc_ptr, csc_idx, n_cols: int, orders, seed):
+    """Column coloring from the CSC (columns -> rows) and CSR (rows -> columns) structure."""
+    k = _kernels()
+    row_sizes = np.diff(csr_ptr)
+    nnz = csr_idx.size
+    graph = TwoHopGraph(n_cols, csc_ptr, csc_idx, csr_ptr, csr_idx, light_links(row_sizes, nnz))
+    if nnz:
+        spread = np.bincount(csr_idx, weights=row_sizes[np.repeat(
+            np.arange(row_sizes.size), row_sizes)] - 1.0, minlength=n_cols)
+        bound = int(min(n_cols, spread.max() + 1))
+    else:
+        bound = 1
+    n_words = bound // 64 + 2
+    slot = _bitmap_rows(row_sizes, n_words)
+    n_heavy = int((slot >= 0).sum())
+    for name in orders:
+        order = vertex_order(name, graph, seed)
+        colors = k.greedy_distance2(
+            n_cols, csc_ptr, csc_idx, csr_ptr, csr_idx, order, slot, n_heavy, n_words
+        )
+        yield name, colors
+
+
+def _symmetric(struct: PatternStructure, orders, seed, acyclic: bool):
+    k = _kernels()
+    n = struct.shape[0]
+    ptr, idx, _ = struct.adjacency()
+    graph = TwoHopGraph.adjacency(n, ptr, idx)
+    cap = k.hash_capacity(ptr)
+    kernel = k.acyclic_coloring if acyclic else k.star_coloring
+    for name in orders:
+        order = vertex_order(name, graph, seed)
+        yield name, kernel(n, ptr, idx, order, cap)
+
+
+def coloring(
+    pattern,
+    structure: str = "nonsymmetric",
+    partition: str = "column",
+    algorithm: GreedyColoringAlgorithm | None = None,
+) -> ColoringResult:
+    """Color a sparsity pattern for compressed differentiation.
+
+    pattern: scipy.sparse matrix or array (only its stored entries count; their
+        values are ignored) or a dense 2-D NumPy array (its nonzeros count).
+    structure: "nonsymmetric" (Jacobians) or "symmetric" (Hessians; the
+        pattern must list both triangles).
+    partition: "column" (compressed = A @ seed) or "row" (compressed =
+        seed.T @ A) for nonsymmetric patterns; "column" for symmetric ones.
+
+    Problems: nonsymmetric/column and /row: partial distance-2 coloring of the
+    columns or rows; symmetric/column: star coloring with
+    ``decompression="direct"`` and acyclic coloring with "substitution".
+    """
+    if algorithm is None:
+        algorithm = GreedyColoringAlgorithm()
+    if not isinstance(algorithm, GreedyColoringAlgorithm):
+        raise InvalidInputError(
+            f"coloring: algorithm must be a GreedyColoringAlgorithm, got "
+            f"{type(algorithm).__name__}; use di.GreedyColoringAlgorithm(order=...)."
+        )
+    if structure not in _STRUCTURES:
+        raise InvalidInputError(
+            f"coloring: structure={structure!r}; use 'nonsymmetric' or 'symmetric'."
+        )
+    if partition not in _PARTITIONS:
+        raise InvalidInputError(
+            f"coloring: partition={partition!r}; use 'column', 'row' or 'bidirectional'."
+        )
+    if partition == "bidirectional":
+        raise UnsupportedOperationError(
+            "coloring: partition='bidirectional' is not implemented yet; use "
+            "partition='column' or 'row'."
+        )
+    struct = _structure(pattern)
+    m, n = struct.shape
+    if structure == "symmetric":
+        if partition != "column":
+            raise InvalidInputError(
+                "coloring: symmetric patterns are colored by column; use partition='column'."
+            )
+        if m != n:
+            raise InvalidInputError(
+                f"coloring: structure='symmetric' needs a square pattern, got shape {struct.shape}."
+            )
+        if not struct.is_symmetric():
+            raise InvalidInputError(
+                "coloring: structure='symmetric' needs a structurally symmetric pattern "
+                "(both triangles stored); pass pattern + pattern.T, or use "
+                "structure='nonsymmetric'."
+            )
+        acyclic = algorithm.decompression == "substitution"
+        problem = "acyclic" if acyclic else "star"
+        candidates = _symmetric(struct, algorithm.orders, algorithm.seed, acyclic)
+    else:
+        csc_ptr, csc_idx = struct.csc()
+        if partition == "column":
+            problem = "column"
+            candidates = _distance2(
+                struct.indptr, struct.indices, csc_ptr, csc_idx, n, algorithm.orders,
+                algorithm.seed,
+            )
+        else:
+            problem = "row"
+            candidates = _distance2(
+                csc_ptr, csc_idx, struct.indptr, struct.indices, m, algorithm.orders,
+                algorithm.seed,
+            )
+    best = None
+    for name, colors in candidates:
+        ncolors = int(colors.max()) + 1 if colors.size else 0
+        if best is None or ncolors < best[2]:
+            best = (name, colors, ncolors)
+    name, colors, _ = best
+    if problem == "star" and algorithm.postprocessing:
+        from ._decompression import postprocess_star
+
+        colors = postprocess_star(struct, colors)
+    return ColoringResult(
+        struct, problem, colors, algorithm=algorithm, order=name,
+        structure=structure, partition=partition,
+    )

@@ -1,0 +1,136 @@
+"""The pattern structure and the coloring result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["ColoringResult", "PatternStructure"]
+
+
+@dataclass
+class PatternStructure:
+    """Canonical CSR structure of a pattern (int64, sorted, no duplicates)."""
+
+    shape: tuple[int, int]
+    indptr: np.ndarray
+    indices: np.ndarray
+    _csc: tuple | None = field(default=None, repr=False)
+    _adj: tuple | None = field(default=None, repr=False)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.size)
+
+    def rows(self) -> np.ndarray:
+        """Row index of each stored entry."""
+        return np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.indptr))
+
+    def csc(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._csc is None:
+            from ._kernels import transpose_structure
+
+            m, n = self.shape
+            self._csc = transpose_structure(m, n, self.indptr, self.indices)
+        return self._csc
+
+    def adjacency(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ptr, idx, slot in pattern) of the pattern less its diagonal."""
+        if self._adj is None:
+            from ._kernels import drop_diagonal
+
+            self._adj = drop_diagonal(self.shape[0], self.indptr, self.indices)
+        return self._adj
+
+    def is_symmetric(self) -> bool:
+        ptr, idx = self.csc()
+        return bool(np.array_equal(ptr, self.indptr) and np.array_equal(idx, self.indices))
+
+    def to_scipy(self) -> sp.csr_array:
+        data = np.ones(self.nnz, dtype=np.bool_)
+        return sp.csr_array((data, self.indices, self.indptr), shape=self.shape)
+
+
+class ColoringResult:
+    """A coloring of a sparsity pattern, with what compression and decompression need.
+
+    Attributes
+    ----------
+    colors: int array, one color per column (per row for partition="row");
+        -1 for a vertex left out of the compression by post-processing.
+    ncolors: number of colors (columns of the compressed matrix).
+    groups: list of index arrays, the columns (rows) of each color.
+    problem: "column", "row", "star" or "acyclic".
+    order: the vertex order that gave this coloring.
+    """
+
+    def __init__(self, struct: PatternStructure, problem: str, colors: np.ndarray, *,
+                 algorithm: Any, order: str, structure: str, partition: str) -> None:
+        colors = np.asarray(colors, dtype=np.int64)
+        colors.setflags(write=False)
+        self._struct = struct
+        self.problem = problem
+        self.colors = colors
+        self.ncolors = int(colors.max()) + 1 if colors.size else 0
+        self.algorithm = algorithm
+        self.order = order
+        self.structure = structure
+        self.partition = partition
+        self.decompression = "substitution" if problem == "acyclic" else "direct"
+        self._groups: list[np.ndarray] | None = None
+        self._plan = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Shape of the pattern."""
+        return self._struct.shape
+
+    @property
+    def compressed_shape(self) -> tuple[int, int]:
+        """Shape ``decompress`` expects: (m, ncolors) by column, (ncolors, n) by row."""
+        m, n = self.shape
+        return (self.ncolors, n) if self.problem == "row" else (m, self.ncolors)
+
+    def __repr__(self) -> str:
+        return (
+            f"ColoringResult(problem={self.problem!r}, shape={self.shape}, "
+            f"ncolors={self.ncolors}, order={self.order!r})"
+        )
+
+    @property
+    def groups(self) -> list[np.ndarray]:
+        if self._groups is None:
+            by_color = np.argsort(self.colors, kind="stable")
+            counts = np.bincount(self.colors[self.colors >= 0], minlength=self.ncolors)
+            skip = int(np.count_nonzero(self.colors < 0))
+            bounds = np.cumsum(counts)[:-1]
+            self._groups = list(np.split(by_color[skip:], bounds)) if self.ncolors else []
+        return self._groups
+
+    def seed_matrix(self, sparse: bool = False):
+        """The (n, ncolors) 0/1 compression matrix (rows: (m, ncolors)).
+
+        By column: compressed = A @ seed.  By row: compressed = seed.T @ A.
+        ``sparse=True`` gives a scipy.sparse.csr_array.
+        """
+        colored = np.flatnonzero(self.colors >= 0)
+        shape = (self.colors.size, self.ncolors)
+        ones = np.ones(colored.size)
+        seed = sp.csr_array((ones, (colored, self.colors[colored])), shape=shape)
+        return seed if sparse else seed.toarray()
+
+    def decompress(self, compressed):
+        """The sparse matrix with the pattern's structure from its compressed form.
+
+        ``compressed``: NumPy, JAX or torch array of shape ``compressed_shape``.
+        Returns a scipy.sparse.csr_array, a jax.experimental.sparse.BCOO or a
+        torch sparse CSR tensor, on the input's device.
+        """
+        if self._plan is None:
+            from ._decompression import build_plan
+
+            self._plan = build_plan(self._struct, self.problem, self.colors, self.ncolors)
+        return self._plan.apply(compressed, self.compressed_shape)
