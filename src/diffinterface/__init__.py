@@ -46,7 +46,32 @@ from diffinterface.operators.first_order import (
     value_and_pullback,
     value_and_pushforward,
 )
+from diffinterface.operators.second_order import (
+    gradient_and_hvp,
+    hessian,
+    hvp,
+    prepare_hessian,
+    prepare_hvp,
+    prepare_second_derivative,
+    second_derivative,
+    value_derivative_and_second_derivative,
+    value_gradient_and_hessian,
+)
+from diffinterface.linear_operators import HessianOperator, hessian_operator
 from diffinterface.prep import Prep
+from diffinterface.scipy_adapters import scipy_objective
+from diffinterface.sparse import (
+    ColoringResult,
+    GreedyColoringAlgorithm,
+    KnownSparsity,
+    TracerLocalSparsityDetector,
+    TracerSparsityDetector,
+    UnknownOperationWarning,
+    check_coloring,
+    coloring,
+    hessian_sparsity,
+    jacobian_sparsity,
+)
 
 __version__ = "0.1.0"
 
@@ -60,4 +85,11 @@ __all__ = [
     "jacobian", "value_and_jacobian", "prepare_jacobian",
     "pushforward", "value_and_pushforward", "prepare_pushforward",
     "pullback", "value_and_pullback", "prepare_pullback",
+    "second_derivative", "value_derivative_and_second_derivative", "prepare_second_derivative",
+    "hvp", "gradient_and_hvp", "prepare_hvp",
+    "hessian", "value_gradient_and_hessian", "prepare_hessian",
+    "HessianOperator", "hessian_operator", "scipy_objective",
+    "ColoringResult", "GreedyColoringAlgorithm", "check_coloring", "coloring",
+    "KnownSparsity", "TracerLocalSparsityDetector", "TracerSparsityDetector",
+    "UnknownOperationWarning", "hessian_sparsity", "jacobian_sparsity",
 ]

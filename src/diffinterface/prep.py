@@ -118,7 +118,12 @@ def prepare(
     """Build a :class:`Prep` for ``family`` (an operator name without ``value_and_``)."""
     if not callable(f):
         raise InvalidInputError(f"f must be callable, got {type(f).__name__}")
-    engine = get_engine(backend)
+    if family in SECOND_ORDER_FAMILIES:
+        from diffinterface.backends._second_order import get_second_order_engine
+
+        engine = get_second_order_engine(backend)
+    else:
+        engine = get_engine(backend)
     kind = check_differentiable("x", x, engine.accepts, engine.display)
     ctx = unwrap_contexts(contexts)
     xn = engine.to_native(x)
@@ -128,7 +133,7 @@ def prepare(
     x_shape = tuple(getattr(xn, "shape", ()))
     _validate_family(family, backend, x_shape, y_shape)
     if seeds is not None:
-        if family == "pushforward":
+        if family in ("pushforward", "hvp"):
             check_seed_shapes(seeds, "tx", x_shape, "x")
         else:
             check_seed_shapes(seeds, "ty", y_shape, "f(x)")
@@ -156,7 +161,19 @@ def check_seed_shapes(seeds: tuple, name: str, expected: tuple, against: str) ->
             )
 
 
+SECOND_ORDER_FAMILIES = frozenset({"hvp", "hessian", "second_derivative"})
+
+
 def _validate_family(family: str, backend: Any, x_shape: tuple, y_shape: tuple) -> None:
+    if family in SECOND_ORDER_FAMILIES and y_shape != ():
+        raise InvalidInputError(
+            f"{family} needs a scalar-valued f, but f returned an array of shape {y_shape}; "
+            "second-order operators differentiate scalar functions"
+        )
+    if family == "second_derivative" and x_shape != ():
+        raise InvalidInputError(
+            f"second_derivative needs a scalar x, but x has shape {x_shape}; use di.hessian or di.hvp"
+        )
     if family == "gradient" and y_shape != ():
         raise InvalidInputError(
             f"gradient needs a scalar-valued f, but f returned an array of shape {y_shape}; "

@@ -65,6 +65,7 @@ def jax_x64():
     """Fixture body: float64 in JAX for the duration of one test only."""
     import jax
 
+    previous = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
     yield
-    jax.config.update("jax_enable_x64", False)
+    jax.config.update("jax_enable_x64", previous)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from autograd import grad as autograd_grad
 from autograd import make_jvp, make_vjp, value_and_grad
 from autograd.core import VJPNode
 from autograd.tracer import trace
@@ -81,6 +82,44 @@ class AutogradEngine(NumPyArrays, Engine):
 
     def build_value_and_gradient(self, f, ex, compiled):
         return lambda x, *ctx: value_and_grad(_bind(f, ctx))(x)
+
+    # --- second order -----------------------------------------------------
+    def differentiable_gradient(self, f, outer):
+        return lambda z, *ctx: autograd_grad(_bind(f, ctx))(z)
+
+    def hessian_operator_strategies(self, f, ex):
+        return [AutogradKeptTrace(f)]
+
+
+class AutogradKeptTrace:
+    """Hessian-operator strategy: ``make_vjp`` of the gradient at each x (one
+    traced forward and backward pass, as ``autograd.make_hvp``); each product
+    is one reverse pass through the kept trace of the gradient."""
+
+    name = "kept_trace"
+
+    def __init__(self, f):
+        self.f = f
+
+    def setup(self, x, ctx):
+        g = _bind(self.f, ctx)
+        value = {}
+
+        def gradient_recording_value(z):
+            y, grad_z = value_and_grad(g)(z)
+            value["y"] = getattr(y, "_value", y)
+            return grad_z
+
+        pull, gradient = make_vjp(gradient_recording_value)(x)
+        return {"pull": pull, "gradient": gradient, "value": value["y"]}
+
+    def apply(self, state, tangents):
+        if np.ndim(tangents) == np.ndim(state["gradient"]):
+            return state["pull"](tangents)
+        return np.stack([state["pull"](t) for t in tangents])
+
+    def value_and_gradient(self, state):
+        return state["value"], state["gradient"]
 
 
 ENGINE = AutogradEngine

@@ -85,6 +85,27 @@ class Engine:
             "AutoAutograd() for vector-Jacobian products"
         )
 
+    # --- second-order hooks (see backends/_second_order.py) -----------------
+    def build_value(self, f: Callable, ex: Example, compiled: bool) -> NativeFn:
+        """``(x, *ctx) -> f(x, *ctx)`` (compiled where the engine compiles)."""
+        return f
+
+    def differentiable_gradient(self, f: Callable, outer: "Engine") -> NativeFn:
+        """``(x, *ctx) -> ∇f(x)`` written so that ``outer`` (an engine of the
+        same library) can differentiate it again."""
+        raise UnsupportedOperationError(
+            f"{self.display} cannot be differentiated again by an AD engine; use "
+            f"SecondOrder(AutoFiniteDiff(), {self.display})"
+        )
+
+    def native_gradient_and_hvp(self, f: Callable, ex: Example, outer: "Engine", compiled: bool) -> NativeFn | None:
+        """A faster native ``(x, tangents, *ctx) -> (∇f, HVPs)`` for this outer engine, or None."""
+        return None
+
+    def hessian_operator_strategies(self, f: Callable, ex: Example) -> list:
+        """Native ways to cache state for many HVPs at one x (``linear_operators``)."""
+        return []
+
     # --- generic fallbacks, from the primitives ---------------------------
     def build_pushforward(self, f, ex, compiled):
         vpf = self.build_value_and_pushforward(f, ex, compiled)

@@ -176,5 +176,19 @@ class JAXEngine(Engine):
         vd = self.build_value_and_derivative(f, ex, False)
         return self._finish(lambda x, *ctx: vd(x, *ctx)[1], ex, compiled)
 
+    # --- second order -----------------------------------------------------
+    def build_value(self, f, ex, compiled):
+        return self._finish(f, ex, compiled)
+
+    def differentiable_gradient(self, f, outer):
+        if self.mode == "forward":
+            return lambda z, *ctx: jax.jacfwd(_bind(f, ctx))(z)
+        return lambda z, *ctx: jax.grad(_bind(f, ctx))(z)
+
+    def hessian_operator_strategies(self, f, ex):
+        from diffinterface.backends._jax_hvp import jax_hessian_strategies
+
+        return jax_hessian_strategies(self, f, ex)
+
 
 ENGINE = JAXEngine

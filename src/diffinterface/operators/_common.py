@@ -45,8 +45,17 @@ def run(
     out: Any,
     seeds: Any = None,
     seed_name: str = "",
+    parts: tuple[str, ...] | None = None,
 ) -> Any:
-    """Evaluate operator ``op`` (e.g. ``value_and_gradient``) of ``family``."""
+    """Evaluate operator ``op`` (e.g. ``value_and_gradient``) of ``family``.
+
+    ``parts`` says what the engine returns: ``"value"`` (the primal),
+    ``"array"`` (an array shaped like x, e.g. the gradient) and ``"result"``
+    (the operator's result, the one ``out=`` receives); the default is
+    ``("value", "result")`` for ``value_and_*`` operators, else ``("result",)``.
+    """
+    if parts is None:
+        parts = ("value", "result") if op.startswith("value_and_") else ("result",)
     has_seeds = seed_name != ""
     if has_seeds:
         was_tuple, batch = as_seed_batch(seeds, seed_name)
@@ -72,15 +81,25 @@ def run(
         result = prep.fn(op)(engine.to_native(x), native, *ctx)
     else:
         result = prep.fn(op)(engine.to_native(x), *ctx)
-    if op.startswith("value_and_"):
-        y, result = result
-        y = value_like(y, kind)
+    outputs = result if len(parts) > 1 else (result,)
+    converted = []
+    for part, output in zip(parts, outputs):
+        if part == "value":
+            converted.append(value_like(output, kind))
+        elif part == "array":
+            converted.append(to_like(output, kind))
+        else:
+            converted.append(_convert_result(output, kind, has_seeds and not was_tuple, has_seeds, out))
+    return tuple(converted) if len(parts) > 1 else converted[0]
+
+
+def _convert_result(result: Any, kind: str, single_seed: bool, has_seeds: bool, out: Any) -> Any:
     if has_seeds:
         result = tuple(to_like(r, kind) for r in result)
-        if not was_tuple:
+        if single_seed:
             result = result[0]
     else:
         result = to_like(result, kind)
     if out is not None:
         result = write_out(out, result)
-    return (y, result) if op.startswith("value_and_") else result
+    return result

@@ -101,16 +101,19 @@ def _structure(pattern) -> PatternStructure:
         a = a.copy()
         a.sum_duplicates()
     m, n = a.shape
+    # int32 indices where they fit: no copy of SciPy's arrays, half the memory traffic
+    dtype = np.int64  # int32 would halve memory traffic but makes the kernels slower
     return PatternStructure(
-        (int(m), int(n)),
-        np.asarray(a.indptr, dtype=np.int64),
-        np.asarray(a.indices, dtype=np.int64),
+        (int(m), int(n)), np.asarray(a.indptr, dtype=dtype), np.asarray(a.indices, dtype=dtype)
     )
+
+
+_BITMAP_ROWS = 64  # rows at least this long keep a bitmap of their colors
 
 
 def _bitmap_rows(row_sizes: np.ndarray, n_words: int) -> np.ndarray:
     """Slot of each row kept as a bitmap of used colors (-1 for scanned rows)."""
-    threshold = 64
+    threshold = _BITMAP_ROWS
     budget_words = 2**25  # 256 MiB of bitmaps at most
     while int(np.count_nonzero(row_sizes >= threshold)) * n_words > budget_words:
         threshold *= 2
@@ -126,13 +129,11 @@ def _distance2(csr_ptr, csr_idx, csc_ptr, csc_idx, n_cols: int, orders, seed):
     row_sizes = np.diff(csr_ptr)
     nnz = csr_idx.size
     graph = TwoHopGraph(n_cols, csc_ptr, csc_idx, csr_ptr, csr_idx, light_links(row_sizes, nnz))
-    if nnz:
-        spread = np.bincount(csr_idx, weights=row_sizes[np.repeat(
-            np.arange(row_sizes.size), row_sizes)] - 1.0, minlength=n_cols)
-        bound = int(min(n_cols, spread.max() + 1))
-    else:
-        bound = 1
-    n_words = bound // 64 + 2
+    n_words = 1
+    if nnz and row_sizes.max() >= _BITMAP_ROWS:
+        # colors <= 1 + the largest number of (not necessarily distinct) neighbors
+        bound = min(n_cols, int(k.neighbor_bound(n_cols, csc_ptr, csc_idx, row_sizes)) + 1)
+        n_words = bound // 64 + 2
     slot = _bitmap_rows(row_sizes, n_words)
     n_heavy = int((slot >= 0).sum())
     for name in orders:
@@ -144,7 +145,9 @@ def _distance2(csr_ptr, csr_idx, csc_ptr, csc_idx, n_cols: int, orders, seed):
 
 
 def _symmetric(struct: PatternStructure, orders, seed, acyclic: bool):
-    k = _kernels()
+    _kernels()
+    from . import _star_acyclic as k
+
     n = struct.shape[0]
     ptr, idx, _ = struct.adjacency()
     graph = TwoHopGraph.adjacency(n, ptr, idx)

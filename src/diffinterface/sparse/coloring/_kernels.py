@@ -10,11 +10,9 @@ columns (CSC) and B = its rows (CSR) this is the column-intersection graph
 (distance-2 in the bipartite graph) without ever building it; with B = the
 identity it is the ordinary adjacency graph.
 
-Algorithms: greedy distance-2 coloring (Gebremedhin, Manne & Pothen 2005),
+Algorithms: greedy distance-2 coloring (Gebremedhin, Manne & Pothen 2005) and
 smallest-last / incidence-degree orders (Matula & Beck 1983, Coleman & Moré
-1983), star coloring with 2-colored stars (Gebremedhin, Tarafdar, Manne &
-Pothen 2007, Alg. 4.1) and acyclic coloring with 2-colored trees held in a
-disjoint-set forest (Gebremedhin, Tarafdar, Pothen & Walther 2009, Alg. 3.1).
+1983).  Star and acyclic colorings are in ``_star_acyclic``.
 """
 
 from __future__ import annotations
@@ -36,13 +34,13 @@ _ONE = np.uint64(1)
 @_jit
 def transpose_structure(n_rows, n_cols, indptr, indices):
     """CSR structure -> CSC structure (row indices sorted within columns)."""
-    ptr = np.zeros(n_cols + 1, np.int64)
+    ptr = np.zeros(n_cols + 1, indptr.dtype)
     for k in range(indices.size):
         ptr[indices[k] + 1] += 1
     for j in range(n_cols):
         ptr[j + 1] += ptr[j]
     pos = ptr[:-1].copy()
-    out = np.empty(indices.size, np.int64)
+    out = np.empty(indices.size, indices.dtype)
     for i in range(n_rows):
         for k in range(indptr[i], indptr[i + 1]):
             j = indices[k]
@@ -57,14 +55,14 @@ def drop_diagonal(n, indptr, indices):
 
     Also returns, for each adjacency slot, the slot it came from in the pattern.
     """
-    ptr = np.zeros(n + 1, np.int64)
+    ptr = np.zeros(n + 1, indptr.dtype)
     for i in range(n):
         d = 0
         for k in range(indptr[i], indptr[i + 1]):
             if indices[k] != i:
                 d += 1
         ptr[i + 1] = ptr[i] + d
-    idx = np.empty(ptr[n], np.int64)
+    idx = np.empty(ptr[n], indices.dtype)
     src = np.empty(ptr[n], np.int64)
     t = 0
     for i in range(n):
@@ -94,6 +92,18 @@ def twin_slots(n, ptr, idx):
                     twin[t] = k
                     cursor[j] = t + 1
     return twin
+
+
+@_jit
+def neighbor_bound(n, ptr_a, idx_a, link_sizes):
+    """Largest number of neighbors of a vertex, counted with repetitions."""
+    best = 0
+    for v in range(n):
+        d = 0
+        for a in range(ptr_a[v], ptr_a[v + 1]):
+            d += link_sizes[idx_a[a]] - 1
+        best = max(best, d)
+    return best
 
 
 # ----------------------------------------------------------------------------
@@ -180,18 +190,18 @@ def dynamic_order(n, ptr_a, idx_a, ptr_b, idx_b, light, deg, mode):
     ties are broken as ColPack breaks them.  Dense links (not ``light``) keep
     their initial contribution to the keys.
     """
-    key = np.zeros(n, np.int64)
+    # int32 work arrays: half the cache footprint of these random accesses
+    key = np.zeros(n, np.int32)  # -1 once picked
     if mode != 1:
         key[:] = deg
     maxkey = n
-    head = np.full(maxkey + 1, -1, np.int64)
-    tail = np.full(maxkey + 1, -1, np.int64)
-    nxt = np.full(n, -1, np.int64)
-    prv = np.full(n, -1, np.int64)
+    head = np.full(maxkey + 1, -1, np.int32)
+    tail = np.full(maxkey + 1, -1, np.int32)
+    nxt = np.full(n, -1, np.int32)
+    prv = np.full(n, -1, np.int32)
     for v in range(n):
         _push_back(v, key[v], head, tail, nxt, prv)
-    done = np.zeros(n, np.bool_)
-    stamp = np.full(n, -1, np.int64)
+    stamp = np.full(n, -1, np.int32)
     order = np.empty(n, np.int64)
     delta = 1 if mode == 1 else -1
     p = 0 if mode == 0 else maxkey
@@ -204,7 +214,7 @@ def dynamic_order(n, ptr_a, idx_a, ptr_b, idx_b, light, deg, mode):
                 p -= 1
         v = tail[p]
         _unlink(v, p, head, tail, nxt, prv)
-        done[v] = True
+        key[v] = -1
         if mode == 0:
             order[n - 1 - t] = v
         else:
@@ -215,10 +225,10 @@ def dynamic_order(n, ptr_a, idx_a, ptr_b, idx_b, light, deg, mode):
                 continue
             for b in range(ptr_b[i], ptr_b[i + 1]):
                 u = idx_b[b]
-                if done[u] or stamp[u] == v:
+                k = key[u]
+                if k < 0 or stamp[u] == v:
                     continue
                 stamp[u] = v
-                k = key[u]
                 nk = k + delta
                 if nk < 0 or nk > maxkey:
                     continue
@@ -297,283 +307,4 @@ def greedy_distance2(n, ptr_a, idx_a, ptr_b, idx_b, order, heavy_slot, n_heavy, 
                     f += 1
                 first_free[s] = f
         color[v] = c
-    return color
-
-
-# ----------------------------------------------------------------------------
-# per-vertex tables: for vertex w and color b, one value (a star, or an edge of
-# the 2-colored tree) shared by all edges between w and its neighbors of color
-# b.  Entries of w live in slots ent_ptr[w] ... ent_ptr[w] + ent_cnt[w] (a
-# vertex has at most deg(w) of them); vertices with more than _SMALL entries
-# are also indexed in an open-addressing hash table keyed by w * n_keys + b.
-
-_SMALL = 16
-
-
-@_inline
-def _hash(key, mask):
-    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
-    return np.int64(h >> np.uint64(20)) & mask
-
-
-@_inline
-def _ent_find(w, b, ent_ptr, ent_cnt, ent_col, hkeys, hvals, n_keys):
-    cnt = ent_cnt[w]
-    if cnt <= _SMALL:
-        base = ent_ptr[w]
-        for s in range(base, base + cnt):
-            if ent_col[s] == b:
-                return s
-        return -1
-    key = w * n_keys + b
-    mask = hkeys.size - 1
-    h = _hash(key, mask)
-    while hkeys[h] != -1:
-        if hkeys[h] == key:
-            return hvals[h]
-        h = (h + 1) & mask
-    return -1
-
-
-@_inline
-def _hash_put(key, val, hkeys, hvals):
-    mask = hkeys.size - 1
-    h = _hash(key, mask)
-    while hkeys[h] != -1:
-        h = (h + 1) & mask
-    hkeys[h] = key
-    hvals[h] = val
-
-
-@_inline
-def _ent_add(w, b, val, ent_ptr, ent_cnt, ent_col, ent_val, hkeys, hvals, n_keys):
-    s = ent_ptr[w] + ent_cnt[w]
-    ent_col[s] = b
-    ent_val[s] = val
-    ent_cnt[w] += 1
-    cnt = ent_cnt[w]
-    if cnt == _SMALL + 1:
-        for t in range(ent_ptr[w], s + 1):
-            _hash_put(w * n_keys + ent_col[t], t, hkeys, hvals)
-    elif cnt > _SMALL + 1:
-        _hash_put(w * n_keys + b, s, hkeys, hvals)
-
-
-@_jit
-def _new_tables(n, n_slots, hash_cap):
-    """Empty per-vertex tables: counts, colors, values, hash keys, hash values."""
-    return (
-        np.zeros(n, np.int64),
-        np.empty(n_slots, np.int64),
-        np.empty(n_slots, np.int64),
-        np.full(hash_cap, -1, np.int64),
-        np.empty(hash_cap, np.int64),
-    )
-
-
-def hash_capacity(ptr):
-    """Size of the hash table (a power of two) for the vertices that may need it."""
-    deg = np.diff(ptr)
-    need = int(deg[deg > _SMALL].sum())
-    cap = 1
-    while cap < 2 * need + 2:
-        cap *= 2
-    return cap
-
-
-# ----------------------------------------------------------------------------
-# star coloring
-
-
-@_inline
-def _forbid(b, v, forbid, nforb):
-    """Forbid color b for vertex v; returns the updated count of forbidden colors."""
-    if forbid[b] != v:
-        forbid[b] = v
-        nforb += 1
-    return nforb
-
-
-@_inline
-def _forbid_entries(q, v, ent_ptr, ent_cnt, ent_col, forbid, nforb):
-    base = ent_ptr[q]
-    for s in range(base, base + ent_cnt[q]):
-        nforb = _forbid(ent_col[s], v, forbid, nforb)
-    return nforb
-
-
-@_inline
-def _stamp_neighbor_colors(v, ptr, idx, color, forbid):
-    nforb = 0
-    for k in range(ptr[v], ptr[v + 1]):
-        cw = color[idx[k]]
-        if cw >= 0:
-            nforb = _forbid(cw, v, forbid, nforb)
-    return nforb
-
-
-@_inline
-def _assign_first_free(v, forbid, color):
-    """Give v the smallest color not forbidden for it; return that color."""
-    c = 0
-    while forbid[c] == v:
-        c += 1
-    color[v] = c
-    return c
-
-
-@_jit
-def star_coloring(n, ptr, idx, order, hash_cap):
-    """Star coloring (distance-1 coloring with no 2-colored path on 4 vertices).
-
-    ``ptr, idx``: adjacency without diagonal.  Cost O(|E| * colors) in the worst
-    case; a hub costs O(1) per neighbor, since its neighbors are reached
-    through its table of distinct neighbor colors, not its adjacency list.
-    """
-    color = np.full(n, -1, np.int64)
-    forbid = np.full(n + 1, -1, np.int64)
-    treated = np.full(n, -1, np.int64)
-    fn_v = np.full(n + 1, -1, np.int64)
-    fn_w = np.full(n + 1, -1, np.int64)
-    nstars = 0
-    hub = np.empty(idx.size // 2 + 1, np.int64)  # hub of each star, -1 while it is one edge
-    ent_cnt, ent_col, ent_val, hkeys, hvals = _new_tables(n, idx.size, hash_cap)
-    n_keys = n + 1
-    ncolors = 0
-    for t in range(n):
-        v = order[t]
-        nforb = _stamp_neighbor_colors(v, ptr, idx, color, forbid)
-        if nforb < ncolors:
-            for k in range(ptr[v], ptr[v + 1]):
-                w = idx[k]
-                a = color[w]
-                if a < 0:
-                    continue
-                if fn_v[a] == v:
-                    # v has two neighbors w, q of color a: v is the hub of their star
-                    q = fn_w[a]
-                    if treated[q] != v:
-                        nforb = _forbid_entries(q, v, ptr, ent_cnt, ent_col, forbid, nforb)
-                        treated[q] = v
-                    nforb = _forbid_entries(w, v, ptr, ent_cnt, ent_col, forbid, nforb)
-                    treated[w] = v
-                else:
-                    fn_v[a] = v
-                    fn_w[a] = w
-                    # w is a spoke of stars whose hubs x have colors to forbid
-                    base = ptr[w]
-                    for s in range(base, base + ent_cnt[w]):
-                        h = hub[ent_val[s]]
-                        if h >= 0 and h != w:
-                            nforb = _forbid(ent_col[s], v, forbid, nforb)
-                if nforb >= ncolors:
-                    break
-        c = _assign_first_free(v, forbid, color)
-        ncolors = max(ncolors, c + 1)
-        # update the 2-colored stars around v
-        for k in range(ptr[v], ptr[v + 1]):
-            w = idx[k]
-            a = color[w]
-            if a < 0:
-                continue
-            s = _ent_find(w, c, ptr, ent_cnt, ent_col, hkeys, hvals, n_keys)
-            if s >= 0:
-                st = ent_val[s]
-                hub[st] = w
-                _ent_add(v, a, st, ptr, ent_cnt, ent_col, ent_val, hkeys, hvals, n_keys)
-                continue
-            s = _ent_find(v, a, ptr, ent_cnt, ent_col, hkeys, hvals, n_keys)
-            if s >= 0:
-                st = ent_val[s]
-                hub[st] = v
-            else:
-                st = nstars
-                nstars += 1
-                hub[st] = -1
-                _ent_add(v, a, st, ptr, ent_cnt, ent_col, ent_val, hkeys, hvals, n_keys)
-            _ent_add(w, c, st, ptr, ent_cnt, ent_col, ent_val, hkeys, hvals, n_keys)
-    return color
-
-
-# ----------------------------------------------------------------------------
-# acyclic coloring
-
-
-@_inline
-def _find(parent, e):
-    while parent[e] != e:
-        parent[e] = parent[parent[e]]
-        e = parent[e]
-    return e
-
-
-@_inline
-def _union(parent, e1, e2):
-    r1 = _find(parent, e1)
-    r2 = _find(parent, e2)
-    if r1 != r2:
-        parent[r1] = r2
-
-
-@_jit
-def acyclic_coloring(n, ptr, idx, order, hash_cap):
-    """Acyclic coloring (distance-1 coloring with no 2-colored cycle).
-
-    The 2-colored trees are sets of edges in a disjoint-set forest.  All edges
-    between w and its neighbors of one color lie in one tree, so each vertex
-    keeps one representative edge per neighbor color: visiting a hub costs
-    O(distinct colors around it), not O(its degree).
-    """
-    color = np.full(n, -1, np.int64)
-    forbid = np.full(n + 1, -1, np.int64)
-    n_edges = idx.size // 2 + 1
-    parent = np.empty(n_edges, np.int64)
-    visit_v = np.full(n_edges, -1, np.int64)
-    visit_w = np.full(n_edges, -1, np.int64)
-    ne = 0  # edges so far, one disjoint set each
-    ent_cnt, ent_col, ent_val, hkeys, hvals = _new_tables(n, idx.size, hash_cap)
-    n_keys = n + 1
-    ncolors = 0
-    for v in order:
-        nforb = _stamp_neighbor_colors(v, ptr, idx, color, forbid)
-        if nforb < ncolors:
-            for k in range(ptr[v], ptr[v + 1]):
-                w = idx[k]
-                if color[w] < 0:
-                    continue
-                base = ptr[w]
-                for s in range(base, base + ent_cnt[w]):
-                    b = ent_col[s]
-                    if forbid[b] == v:
-                        continue
-                    r = _find(parent, ent_val[s])
-                    if visit_v[r] != v:
-                        visit_v[r] = v
-                        visit_w[r] = w
-                    elif visit_w[r] != w:
-                        # the tree is reached from v through two edges: a cycle
-                        nforb = _forbid(b, v, forbid, nforb)
-                if nforb >= ncolors:
-                    break
-        c = _assign_first_free(v, forbid, color)
-        ncolors = max(ncolors, c + 1)
-        # grow the 2-colored trees with the edges v-w, merging those they join
-        for k in range(ptr[v], ptr[v + 1]):
-            a = color[idx[k]]
-            if a < 0:
-                continue
-            w = idx[k]
-            e = ne
-            ne += 1
-            parent[e] = e
-            s = _ent_find(v, a, ptr, ent_cnt, ent_col, hkeys, hvals, n_keys)
-            if s >= 0:
-                _union(parent, e, ent_val[s])
-            else:
-                _ent_add(v, a, e, ptr, ent_cnt, ent_col, ent_val, hkeys, hvals, n_keys)
-            s = _ent_find(w, c, ptr, ent_cnt, ent_col, hkeys, hvals, n_keys)
-            if s >= 0:
-                _union(parent, e, ent_val[s])
-            else:
-                _ent_add(w, c, e, ptr, ent_cnt, ent_col, ent_val, hkeys, hvals, n_keys)
     return color

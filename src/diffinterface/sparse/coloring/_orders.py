@@ -55,8 +55,8 @@ class TwoHopGraph:
 
     @classmethod
     def adjacency(cls, n: int, ptr: np.ndarray, idx: np.ndarray) -> TwoHopGraph:
-        ident_ptr = np.arange(n + 1, dtype=np.int64)
-        ident = np.arange(n, dtype=np.int64)
+        ident_ptr = np.arange(n + 1, dtype=ptr.dtype)
+        ident = np.arange(n, dtype=idx.dtype)
         return cls(n, ptr, idx, ident_ptr, ident, np.ones(n, dtype=np.bool_))
 
     def degrees(self) -> np.ndarray:

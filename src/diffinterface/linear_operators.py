@@ -1,0 +1,309 @@
+"""Matrix-free linear operators: the Hessian operator ``H_x: v -> ∇²f(x) v``.
+
+``H = hessian_operator(f, backend, x)`` prepares once; ``H @ v`` and
+``H @ V`` (a block of k columns, one batched evaluation) apply the Hessian at
+the current point; ``H.update(x_new)`` moves to a new point reusing every
+compiled function.  ``H.value`` and ``H.gradient`` come from the same passes
+that build the cached state, never from extra ones.
+
+How the state at one x is cached, per engine:
+
+* JAX: two strategies, measured once at construction.  ``jvp_of_grad`` (a
+  jitted forward-over-reverse pass per product, no set-up) and ``linearize``
+  (``jax.linearize`` of the gradient built inside ``jax.jit`` at each x, then
+  only the tangent sweep per product).  The operator counts the products
+  taken at each point and, at a new point, picks the strategy that is cheaper
+  for that many products; within a point it switches to ``linearize`` once
+  the products taken make the set-up pay for itself.
+* torch: the gradient's graph kept with ``create_graph=True``; each product
+  is one backward pass through it with ``retain_graph=True``.
+* autograd: ``make_vjp`` of the gradient (the kept trace of ``make_hvp``).
+* Other pairs (``SecondOrder``, finite differences): every product is a
+  fresh gradient-and-HVP evaluation of the pair.
+
+A pytree or n-d ``x`` is seen as its flattened vector: ``H.shape == (n, n)``
+with ``n = x.size``, and ``H @ v`` takes and returns flat vectors.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, describe_signature, signature
+from diffinterface._errors import InvalidInputError, PreparationMismatchError
+from diffinterface.backends import Example
+from diffinterface.contexts import unwrap_contexts
+
+__all__ = ["HessianOperator", "hessian_operator", "RecomputeStrategy"]
+
+
+class RecomputeStrategy:
+    """Generic strategy: each product re-evaluates the pair's gradient-and-HVP."""
+
+    name = "recompute"
+
+    def __init__(self, engine, f, ex: Example) -> None:
+        self._engine, self._f, self._ex = engine, f, ex
+        self._by_batch: dict[int, Callable] = {}
+        self._value = engine.inner.build_value(f, ex, True)
+
+    def _fn(self, batch: int) -> Callable:
+        fn = self._by_batch.get(batch)
+        if fn is None:
+            ex = Example(self._ex.x_shape, self._ex.x_dtype, (), self._ex.y_dtype, batch)
+            fn = self._by_batch[batch] = self._engine.build_gradient_and_hvp(self._f, ex, True)
+        return fn
+
+    def setup(self, x, ctx):
+        return {"x": x, "ctx": ctx}
+
+    def apply(self, state, tangents):
+        single = np.ndim(tangents) == len(self._ex.x_shape)
+        batch = (tangents,) if single else tuple(tangents[i] for i in range(tangents.shape[0]))
+        g, products = self._fn(len(batch))(state["x"], batch, *state["ctx"])
+        state["gradient"] = g
+        return products[0] if single else self._engine.stack(list(products))
+
+    def value_and_gradient(self, state):
+        if "gradient" not in state:
+            g, _ = self._fn(1)(state["x"], (state["x"] * 0,), *state["ctx"])
+            state["gradient"] = g
+        if "value" not in state:
+            state["value"] = self._value(self._engine.inner.to_native(state["x"]), *state["ctx"])
+        return state["value"], state["gradient"]
+
+
+def _median_time(fn: Callable, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _block(fn())
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _block(result: Any) -> Any:
+    leaves = result if isinstance(result, (tuple, list)) else (result,)
+    for leaf in leaves:
+        if isinstance(leaf, dict):
+            _block(tuple(leaf.values()))
+        elif hasattr(leaf, "block_until_ready"):
+            leaf.block_until_ready()
+    return result
+
+
+class HessianOperator:
+    """The Hessian of a scalar ``f`` at a point, as a matrix-free linear map.
+
+    Build it with :func:`hessian_operator`.  ``H @ v`` for ``v`` of shape
+    ``(n,)`` and ``H @ V`` for ``(n, k)`` (one batched evaluation);
+    ``H.update(x_new)`` moves to a new point and returns ``H``;
+    ``H.value``/``H.gradient`` are ``f`` and ``∇f`` (shaped like x) at the
+    current point; ``H.aslinearoperator()`` is a SciPy ``LinearOperator``.
+    The operator holds its own copy of x.
+    """
+
+    def __init__(self, f: Callable, backend: Any, x: Any, *contexts: Any) -> None:
+        from diffinterface.backends._second_order import get_second_order_engine
+
+        engine = get_second_order_engine(backend)
+        self._engine = engine
+        self._f = f
+        self.backend = backend
+        self._kind = check_differentiable("x", x, engine.accepts, engine.display)
+        self._sig = signature(x)
+        self._ctx_kinds = tuple(type(c) for c in contexts)
+        self._ctx = unwrap_contexts(contexts)
+        xn = engine.copy_native(engine.to_native(x))
+        y_shape, y_dtype = engine.output_info(f, xn, self._ctx, True)
+        if y_shape != ():
+            raise InvalidInputError(
+                f"hessian_operator needs a scalar-valued f, but f returned shape {y_shape}; "
+                "for vector functions use di.jacobian_operator or di.gauss_newton_operator"
+            )
+        self._x_shape = tuple(np.shape(xn))
+        self._x = xn
+        self.n = int(np.prod(self._x_shape))
+        self.shape = (self.n, self.n)
+        self.dtype = np.dtype(str(xn.dtype).replace("torch.", ""))
+        ex = Example(self._x_shape, xn.dtype, y_shape, y_dtype, 1)
+        self._strategies = engine.hessian_operator_strategies(f, ex)
+        self._costs = self._measure(xn) if len(self._strategies) > 1 else None
+        self._expected_products = 1
+        self._products_here = 0
+        self._strategy = None
+        self._state = None
+        self.products = 0  # total number of Hessian-vector products taken
+
+    # --- strategy choice ---------------------------------------------------
+    def _measure(self, xn) -> list[tuple[float, float]]:
+        """(set-up seconds, seconds per product) of each strategy at x."""
+        costs = []
+        tangent = xn * 0 + 1
+        for strategy in self._strategies:
+            state = strategy.setup(xn, self._ctx)  # compiles
+            _block(strategy.apply(state, tangent))
+            setup = _median_time(lambda: strategy.setup(xn, self._ctx))
+            state = strategy.setup(xn, self._ctx)
+            apply = _median_time(lambda: strategy.apply(state, tangent))
+            costs.append((setup, apply))
+        return costs
+
+    def _choose(self, products: int) -> int:
+        if self._costs is None:
+            return 0
+        totals = [setup + products * apply for setup, apply in self._costs]
+        return int(np.argmin(totals))
+
+    @property
+    def strategy(self) -> str:
+        """The name of the strategy in use at the current point."""
+        index = self._strategy if self._strategy is not None else self._choose(self._expected_products)
+        return self._strategies[index].name
+
+    def _ensure_state(self, upcoming: int = 1):
+        if self._state is None:
+            self._strategy = self._choose(max(self._expected_products, upcoming))
+            self._state = self._strategies[self._strategy].setup(self._x, self._ctx)
+        elif self._costs is not None:
+            # within a point, rent-or-buy: switch to a strategy with cheaper
+            # products once the extra cost paid so far would have bought its set-up
+            taken = self._products_here + upcoming
+            apply_now = self._costs[self._strategy][1]
+            for index, (setup, apply) in enumerate(self._costs):
+                if apply < apply_now and taken * (apply_now - apply) >= setup:
+                    self._strategy = index
+                    self._state = self._strategies[index].setup(self._x, self._ctx)
+                    break
+        return self._strategies[self._strategy], self._state
+
+    # --- the public operator interface -------------------------------------
+    def update(self, x: Any, *contexts: Any) -> "HessianOperator":
+        """Move to a new point (same type, shape and dtype); returns ``self``."""
+        sig = signature(x)
+        if sig != self._sig:
+            raise PreparationMismatchError(
+                f"x: the operator was prepared for {describe_signature(self._sig)}, update got "
+                f"{describe_signature(sig)}; build a new operator with di.hessian_operator"
+            )
+        if contexts:
+            if tuple(type(c) for c in contexts) != self._ctx_kinds:
+                raise PreparationMismatchError("contexts: update got other context kinds than the operator was built with")
+            self._ctx = unwrap_contexts(contexts)
+        self._x = self._engine.copy_native(self._engine.to_native(x))
+        if self._products_here:
+            self._expected_products = self._products_here
+        self._products_here = 0
+        self._state = None
+        self._strategy = None
+        return self
+
+    @property
+    def x(self) -> Any:
+        """A copy of the current point."""
+        return self._out(self._engine.copy_native(self._x), shape=self._x_shape)
+
+    @property
+    def value(self) -> Any:
+        """``f`` at the current point."""
+        strategy, state = self._ensure_state(0)
+        y, _ = strategy.value_and_gradient(state)
+        y = np.asarray(y) if self._kind in (NUMPY, SCALAR) else y
+        return y[()] if self._kind in (NUMPY, SCALAR) else y
+
+    @property
+    def gradient(self) -> Any:
+        """``∇f`` at the current point, shaped like x."""
+        strategy, state = self._ensure_state(0)
+        _, g = strategy.value_and_gradient(state)
+        return self._out(g, shape=self._x_shape)
+
+    def _out(self, result: Any, shape: tuple) -> Any:
+        if self._kind in (NUMPY, SCALAR):
+            return np.asarray(result).reshape(shape)
+        return result.reshape(shape)
+
+    def matvec(self, v: Any) -> Any:
+        """``H v`` for a flat ``v`` of shape ``(n,)``; same as ``H @ v``."""
+        return self @ v
+
+    def __matmul__(self, v: Any) -> Any:
+        shape = tuple(np.shape(v))
+        if shape == (self.n,) or (shape == () and self.n == 1 and self._x_shape == ()):
+            tangents = self._engine.to_native(_as_native_input(v, self._kind)).reshape(self._x_shape)
+            batch, stacked = 1, False
+        elif len(shape) == 2 and shape[0] == self.n:
+            batch, stacked = shape[1], True
+            tangents = self._engine.to_native(_as_native_input(v, self._kind)).T.reshape((batch,) + self._x_shape)
+        else:
+            raise InvalidInputError(
+                f"H @ v needs v of shape ({self.n},) or ({self.n}, k), got {shape}; "
+                "n-d and pytree x are seen as flat vectors"
+            )
+        strategy, state = self._ensure_state(batch)
+        result = strategy.apply(state, tangents)
+        self._products_here += batch
+        self.products += batch
+        if stacked:
+            result = result.reshape(batch, self.n).T
+            return np.asarray(result) if self._kind in (NUMPY, SCALAR) else result
+        return self._out(result, shape=(self.n,) if shape else ())
+
+    def rmatvec(self, v: Any) -> Any:
+        """``Hᵀ v = H v`` (the Hessian is symmetric)."""
+        return self @ v
+
+    def aslinearoperator(self):
+        """A ``scipy.sparse.linalg.LinearOperator`` (matvec, matmat, rmatvec, rmatmat)."""
+        from scipy.sparse.linalg import LinearOperator
+
+        to_numpy = (lambda a: a.detach().cpu().numpy()) if self._kind == TORCH else np.asarray
+        return LinearOperator(
+            self.shape,
+            matvec=lambda v: to_numpy(self @ _from_numpy(v.reshape(-1), self._kind, self._x)),
+            matmat=lambda m: to_numpy(self @ _from_numpy(m, self._kind, self._x)),
+            rmatvec=lambda v: to_numpy(self @ _from_numpy(v.reshape(-1), self._kind, self._x)),
+            rmatmat=lambda m: to_numpy(self @ _from_numpy(m, self._kind, self._x)),
+            dtype=self.dtype,
+        )
+
+    def todense(self) -> np.ndarray:
+        """The dense Hessian at the current point as a NumPy array (n x n): n products."""
+        return np.asarray(self.aslinearoperator() @ np.eye(self.n, dtype=self.dtype))
+
+    def __repr__(self) -> str:
+        return f"HessianOperator(shape={self.shape}, dtype={self.dtype}, backend={self.backend!r}, strategy={self.strategy})"
+
+
+def _as_native_input(v: Any, kind: str) -> Any:
+    if kind in (NUMPY, SCALAR):
+        return np.asarray(v)
+    return v
+
+
+def _from_numpy(v: np.ndarray, kind: str, like: Any) -> Any:
+    if kind == TORCH:
+        import torch
+
+        return torch.as_tensor(v, dtype=like.dtype, device=like.device)
+    if kind not in (NUMPY, SCALAR):
+        import jax.numpy as jnp
+
+        return jnp.asarray(v, dtype=like.dtype)
+    return v
+
+
+def hessian_operator(f: Callable, backend: Any, x: Any, *contexts: Any) -> HessianOperator:
+    """The Hessian of scalar ``f`` at ``x`` as a matrix-free operator.
+
+    >>> import numpy as np, diffinterface as di
+    >>> H = di.hessian_operator(lambda x: np.sum(x ** 3), di.AutoFiniteDiff(), np.array([1.0, 2.0]))
+    >>> (H @ np.array([1.0, 0.0])).round(4)
+    array([6., 0.])
+    >>> (H.update(np.array([2.0, 2.0])) @ np.array([1.0, 1.0])).round(4)
+    array([12., 12.])
+    """
+    return HessianOperator(f, backend, x, *contexts)
