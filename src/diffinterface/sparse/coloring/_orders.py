@@ -27,18 +27,19 @@ _DYNAMIC = {"smallest_last": 0, "incidence_degree": 1, "dynamic_largest_first": 
 
 
 def light_links(sizes: np.ndarray, nnz: int) -> np.ndarray:
-    """Mask of the links (rows) whose members are scanned pairwise."""
-    light = np.ones(sizes.size, dtype=np.bool_)
+    """Mask of the links (rows) whose members are scanned pairwise.
+
+    All rows are, unless the sum of squared row lengths exceeds the budget;
+    then every row at least as long as the first one that does not fit in it
+    (rows sorted by length) is heavy.
+    """
     sq = sizes.astype(np.float64) ** 2
-    total = float(sq.sum())
     budget = max(5e7, 32.0 * nnz)
-    if total <= budget:
-        return light
-    by_size = np.argsort(-sizes, kind="stable")
-    removed = np.cumsum(sq[by_size])
-    n_heavy = int(np.searchsorted(removed, total - budget)) + 1
-    light[by_size[:n_heavy]] = False
-    return light
+    if float(sq.sum()) <= budget:
+        return np.ones(sizes.size, dtype=np.bool_)
+    by_size = np.sort(sizes)
+    fits = int(np.searchsorted(np.cumsum(by_size.astype(np.float64) ** 2), budget, side="right"))
+    return sizes < by_size[fits]
 
 
 @dataclass
