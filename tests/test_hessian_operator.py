@@ -148,3 +148,17 @@ def test_scipy_objective_with_jax_and_autograd():
         result = scipy.optimize.minimize(x0=x0, method="trust-krylov", options={"gtol": 1e-10},
                                          **di.scipy_objective(f, backend, x0))
         np.testing.assert_allclose(result.x, np.ones(10), atol=1e-6)
+
+
+@pytest.mark.parametrize("backend,f", [(di.AutoJAX(), rosen(jnp)), (di.AutoTorch(), rosen(torch)),
+                                        (di.AutoAutograd(), rosen(anp))], ids=["jax", "torch", "autograd"])
+def test_gradient_is_a_copy_callers_may_modify(backend, f):
+    """SciPy's trust-region code scales the gradient it is given in place; the
+    operator's cached gradient must not change (this once corrupted JAX runs)."""
+    x = np.linspace(-1, 1, 6)
+    H = di.hessian_operator(f, backend, x)
+    H @ np.ones(6)  # the state (and its gradient) is cached now
+    g = H.gradient
+    expected = np.array(g)
+    g *= 0.0
+    np.testing.assert_array_equal(H.gradient, expected)

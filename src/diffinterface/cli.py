@@ -96,10 +96,16 @@ def _demo_first_order() -> None:
 
 
 def demo() -> int:
-    """The showcase: every installed engine through one interface."""
+    """The showcase: Newton-type optimization at n = 100,000 with every engine."""
+    from diffinterface._demo_newton import demo_hvp_speed, demo_newton
+
     print("== First-order operators through every installed engine ==\n")
     _demo_first_order()
-    return 0
+    print("\n== Newton-Krylov (scipy trust-krylov) with di.scipy_objective ==\n")
+    converged = demo_newton()
+    print("\n== Hessian-vector products at n = 100,000 (extended Rosenbrock) ==\n")
+    demo_hvp_speed()
+    return 0 if converged else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -216,10 +216,13 @@ class HessianOperator:
 
     @property
     def gradient(self) -> Any:
-        """``∇f`` at the current point, shaped like x."""
+        """``∇f`` at the current point, shaped like x (a fresh copy: callers such
+        as SciPy may modify it in place without touching the cached state)."""
         strategy, state = self._ensure_state(0)
         _, g = strategy.value_and_gradient(state)
-        return self._out(g, shape=self._x_shape)
+        if self._kind in (NUMPY, SCALAR):
+            return np.array(g, dtype=self.dtype).reshape(self._x_shape)
+        return self._engine.copy_native(g).reshape(self._x_shape)
 
     def _out(self, result: Any, shape: tuple) -> Any:
         if self._kind in (NUMPY, SCALAR):
