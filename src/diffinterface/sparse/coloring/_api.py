@@ -109,14 +109,19 @@ def _structure(pattern) -> PatternStructure:
 
 
 _BITMAP_ROWS = 64  # rows at least this long keep a bitmap of their colors
+_BITMAP_WORDS = 2**24  # 128 MiB of bitmaps at most
 
 
 def _bitmap_rows(row_sizes: np.ndarray, n_words: int) -> np.ndarray:
-    """Slot of each row kept as a bitmap of used colors (-1 for scanned rows)."""
-    threshold = _BITMAP_ROWS
-    budget_words = 2**25  # 256 MiB of bitmaps at most
-    while int(np.count_nonzero(row_sizes >= threshold)) * n_words > budget_words:
-        threshold *= 2
+    """Slot of each row kept as a bitmap of used colors (-1 for scanned rows).
+
+    Every row, if the bitmaps fit in the budget (then a column costs a few
+    word operations per row instead of a visit to each column of its rows);
+    else the rows of at least _BITMAP_ROWS entries, or fewer, longer ones.
+    """
+    threshold = 0
+    while int(np.count_nonzero(row_sizes >= threshold)) * n_words > _BITMAP_WORDS:
+        threshold = max(2 * threshold, _BITMAP_ROWS)
     heavy = row_sizes >= threshold
     slot = np.full(row_sizes.size, -1, dtype=np.int64)
     slot[heavy] = np.arange(int(heavy.sum()), dtype=np.int64)
@@ -129,11 +134,9 @@ def _distance2(csr_ptr, csr_idx, csc_ptr, csc_idx, n_cols: int, orders, seed):
     row_sizes = np.diff(csr_ptr)
     nnz = csr_idx.size
     graph = TwoHopGraph(n_cols, csc_ptr, csc_idx, csr_ptr, csr_idx, light_links(row_sizes, nnz))
-    n_words = 1
-    if nnz and row_sizes.max() >= _BITMAP_ROWS:
-        # colors <= 1 + the largest number of (not necessarily distinct) neighbors
-        bound = min(n_cols, int(k.neighbor_bound(n_cols, csc_ptr, csc_idx, row_sizes)) + 1)
-        n_words = bound // 64 + 2
+    # colors <= 1 + the largest number of (not necessarily distinct) neighbors
+    bound = min(n_cols, int(k.neighbor_bound(n_cols, csc_ptr, csc_idx, row_sizes)) + 1)
+    n_words = bound // 64 + 1
     slot = _bitmap_rows(row_sizes, n_words)
     n_heavy = int((slot >= 0).sum())
     for name in orders:

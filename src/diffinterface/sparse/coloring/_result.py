@@ -46,8 +46,13 @@ class PatternStructure:
         return self._adj
 
     def is_symmetric(self) -> bool:
-        ptr, idx = self.csc()
-        return bool(np.array_equal(ptr, self.indptr) and np.array_equal(idx, self.indices))
+        """Structural symmetry: every off-diagonal entry (i, j) has its (j, i)."""
+        if self.shape[0] != self.shape[1]:
+            return False
+        from ._kernels import twin_slots
+
+        ptr, idx, _ = self.adjacency()
+        return bool((twin_slots(self.shape[0], ptr, idx) >= 0).all())
 
     def to_scipy(self) -> sp.csr_array:
         data = np.ones(self.nnz, dtype=np.bool_)
