@@ -1,0 +1,591 @@
+"""Functions as linear maps: the Jacobian operator and the Gauss-Newton operator.
+
+``J = jacobian_operator(f, backend, x)`` is the Jacobian of ``f`` at ``x`` as
+a matrix-free map of shape ``(m, n)`` with ``m = f(x).size`` and ``n =
+x.size``: ``J @ v`` is a JVP, ``J.T @ w`` and ``w @ J`` are VJPs, ``J @ V``
+(``V`` of shape ``(n, k)``) and ``J.T @ W`` (``(m, k)``) take a block of k
+columns in one batched evaluation.  Inputs and outputs of any shape are seen
+as flat vectors (C order); ``J.ravel(a)`` flattens an array shaped like x or
+f(x), ``J.unravel(v)`` gives a flat vector the shape of x (n entries) or of
+f(x) (m entries).
+
+``J.update(x_new)`` moves to a new point (same type, shape, dtype) reusing
+everything prepared: no new trace or compile.  The operator holds its own
+copy of x.  What is cached at one point depends on the engine and is chosen
+by measurement (see ``backends/_jacobian_strategies.py``):
+
+* JAX: ``linearize`` (linearization and its ``jax.linear_transpose`` built
+  inside ``jax.jit``; products are linear sweeps) or ``recompute`` (a jitted
+  JVP or VJP per product; nothing kept);
+* torch: ``kept_graph`` (the forward graph kept: VJPs are backward passes
+  with ``retain_graph=True``, JVPs ``torch.func.jvp``) or ``double_backward``
+  (JVPs by a backward pass through the kept graph of ``u -> Jᵀu``);
+* autograd: ``make_vjp`` (the kept trace; JVPs by ``make_jvp``) or
+  ``vjp_of_vjp`` (JVPs through the trace of ``u -> Jᵀu``);
+* finite differences: JVPs by differences, VJPs through the Jacobian (built
+  once per point, on the first VJP).
+
+The strategies of an engine are timed once at construction (set-up, JVP and
+VJP cost); at each new point the operator takes the one cheapest for the
+numbers of JVPs and VJPs taken at the previous point, and within a point it
+switches once the products taken make a costlier set-up pay for itself.
+When the first strategy costs under ``MEASURE_ABOVE_S`` (1 ms) for a set-up
+and one product of each kind, call overhead dominates and it is used alone.
+
+``G = gauss_newton_operator(r, backend, x, damping=0.0)`` is ``JᵀJ + damping
+I`` for residuals ``r`` (``G @ v`` is one JVP and one VJP, fused where the
+engine can), with ``G.value = 0.5 |r|²`` and ``G.gradient = Jᵀ r``; with
+``loss=`` a convex scalar function of r it is the generalized Gauss-Newton
+``Jᵀ ∇²loss(r) J``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, describe_signature, signature
+from diffinterface._errors import InvalidInputError, PreparationMismatchError, UnsupportedOperationError
+from diffinterface.backends import Example, get_engine
+from diffinterface.contexts import unwrap_contexts
+
+__all__ = [
+    "JacobianOperator", "jacobian_operator", "GaussNewtonOperator", "gauss_newton_operator",
+    "check_linear_operators",
+]
+
+
+#: below this many seconds for (set-up + JVP + VJP) of an engine's first
+#: strategy, the others are not measured (tests set it to 0 to exercise them)
+MEASURE_ABOVE_S = 1e-3
+
+
+def _block(result: Any) -> Any:
+    if hasattr(result, "block_until_ready"):
+        result.block_until_ready()
+    return result
+
+
+def _median_time(fn: Callable, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _block(fn())
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _np_dtype(dtype: Any) -> np.dtype:
+    return np.dtype(str(dtype).replace("torch.", ""))
+
+
+class JacobianOperator:
+    """The Jacobian of ``f`` at a point as a matrix-free linear map, shape ``(m, n)``.
+
+    Build it with :func:`jacobian_operator`.  ``J @ v`` (JVP), ``J.T @ w`` and
+    ``w @ J`` (VJP), ``J @ V`` / ``J.T @ W`` for blocks; ``J.update(x_new)``
+    returns ``J``; ``J.value`` is ``f`` at the current point (shaped like
+    f(x)); ``J.aslinearoperator()`` is a SciPy ``LinearOperator``;
+    ``J.todense()`` the ``(m, n)`` NumPy matrix.  Results follow x's library.
+    """
+
+    __array_ufunc__ = None  # ``ndarray @ J`` defers to ``J.__rmatmul__``
+
+    def __init__(self, f: Callable, backend: Any, x: Any, *contexts: Any) -> None:
+        from diffinterface.backends._jacobian_strategies import jacobian_strategies
+
+        if not callable(f):
+            raise InvalidInputError(f"f must be callable, got {type(f).__name__}")
+        self.backend = backend
+        self._sparse_backend = getattr(backend, "dense_backend", None) is not None
+        engine = get_engine(backend.dense_backend if self._sparse_backend else backend)
+        self._engine, self._f = engine, f
+        self._kind = check_differentiable("x", x, engine.accepts, engine.display)
+        self._sig = signature(x)
+        self._ctx_kinds = tuple(type(c) for c in contexts)
+        self._ctx = unwrap_contexts(contexts)
+        xn = engine.copy_native(engine.to_native(x))
+        y_shape, y_dtype = engine.output_info(f, xn, self._ctx, True)
+        self._x, self._x_shape, self._y_shape = xn, tuple(np.shape(xn)), tuple(y_shape)
+        self.n, self.m = int(np.prod(self._x_shape)), int(np.prod(self._y_shape))
+        self.shape = (self.m, self.n)
+        self.dtype = np.result_type(_np_dtype(xn.dtype), _np_dtype(y_dtype))
+        self._strategies = jacobian_strategies(engine, f, Example(self._x_shape, xn.dtype, self._y_shape, y_dtype, 1))
+        self._costs = self._measure(xn) if len(self._strategies) > 1 else None
+        self._expected = (1, 1)  # (JVPs, VJPs) expected at a new point
+        self._here = [0, 0]
+        self._strategy: int | None = None
+        self._state = None
+        self.products = {"jvp": 0, "vjp": 0}  # totals, for inspection
+
+    # --- strategy choice ---------------------------------------------------
+    def _measure(self, xn) -> list[tuple[float, float, float]] | None:
+        """(set-up, JVP, VJP) seconds of each strategy at x; None (use the first)
+        when the first costs under ``MEASURE_ABOVE_S`` for a set-up and one
+        product of each kind: then call overhead dominates and compiling the
+        others would cost more than they could save."""
+        costs = []
+        t = xn * 0 + 1
+        for index, strategy in enumerate(self._strategies):
+            if index == 1 and sum(costs[0]) < MEASURE_ABOVE_S:
+                return None
+            state = strategy.setup(xn, self._ctx)  # compiles
+            w = strategy.value(state) * 0 + 1
+            _block(strategy.jvp(state, t, False))
+            _block(strategy.vjp(state, w, False))
+            setup = _median_time(lambda: strategy.setup(xn, self._ctx))
+            state = strategy.setup(xn, self._ctx)
+            jvp = _median_time(lambda: strategy.jvp(state, t, False))
+            vjp = _median_time(lambda: strategy.vjp(state, w, False))
+            costs.append((setup, jvp, vjp))
+        return costs
+
+    def _choose(self, jvps: int, vjps: int) -> int:
+        if self._costs is None:
+            return 0
+        return int(np.argmin([s + jvps * a + vjps * b for s, a, b in self._costs]))
+
+    @property
+    def strategy(self) -> str:
+        """The name of the strategy in use (or chosen next) at the current point."""
+        index = self._strategy if self._strategy is not None else self._choose(*self._expected)
+        return self._strategies[index].name
+
+    def _ensure_state(self, jvps: int = 0, vjps: int = 0):
+        if self._state is None:
+            self._strategy = self._choose(max(self._expected[0], jvps), max(self._expected[1], vjps))
+            self._state = self._strategies[self._strategy].setup(self._x, self._ctx)
+        elif self._costs is not None and (jvps or vjps):
+            # rent-or-buy within a point: switch once the extra cost paid so far
+            # would have bought the cheaper strategy's set-up
+            a_taken, b_taken = self._here[0] + jvps, self._here[1] + vjps
+            _, a_now, b_now = self._costs[self._strategy]
+            for index, (setup, a, b) in enumerate(self._costs):
+                saved = a_taken * (a_now - a) + b_taken * (b_now - b)
+                if index != self._strategy and saved > 0 and saved >= setup:
+                    self._strategy = index
+                    self._state = self._strategies[index].setup(self._x, self._ctx)
+                    break
+        return self._strategies[self._strategy], self._state
+
+    def _fork(self) -> "JacobianOperator":
+        """A second operator sharing the prepared strategies (own point and state)."""
+        other = object.__new__(JacobianOperator)
+        other.__dict__.update(self.__dict__)
+        other._here, other._state, other._strategy = [0, 0], None, None
+        other.products = {"jvp": 0, "vjp": 0}
+        return other
+
+    # --- points -------------------------------------------------------------
+    def update(self, x: Any, *contexts: Any) -> "JacobianOperator":
+        """Move to a new point (same type, shape and dtype as before); returns ``self``."""
+        sig = signature(x)
+        if sig != self._sig:
+            raise PreparationMismatchError(
+                f"x: the operator was prepared for {describe_signature(self._sig)}, update got "
+                f"{describe_signature(sig)}; build a new operator with di.jacobian_operator"
+            )
+        if contexts:
+            if tuple(type(c) for c in contexts) != self._ctx_kinds:
+                raise PreparationMismatchError(
+                    "contexts: update got other context kinds than the operator was built with; pass "
+                    "the same di.Constant/di.Cache wrappers in the same order"
+                )
+            self._ctx = unwrap_contexts(contexts)
+        self._x = self._engine.copy_native(self._engine.to_native(x))
+        if any(self._here):
+            self._expected = (self._here[0], self._here[1])
+        self._here = [0, 0]
+        self._state, self._strategy = None, None
+        return self
+
+    @property
+    def x(self) -> Any:
+        """A copy of the current point."""
+        return self._like(self._engine.copy_native(self._x), self._x_shape)
+
+    @property
+    def value(self) -> Any:
+        """``f`` at the current point, shaped like f(x), in x's library."""
+        strategy, state = self._ensure_state()
+        y = strategy.value(state)
+        if self._kind in (NUMPY, SCALAR):
+            y = np.asarray(y).copy()
+            return y[()] if y.ndim == 0 else y
+        return y
+
+    # --- shapes ---------------------------------------------------------------
+    def ravel(self, a: Any) -> Any:
+        """``a`` (shaped like x or like f(x)) as a flat vector."""
+        return a.reshape(-1) if hasattr(a, "reshape") else np.reshape(a, -1)
+
+    def unravel(self, v: Any, like: str | None = None) -> Any:
+        """A flat vector shaped like x (``like="x"``) or f(x) (``like="y"``); by
+        default by its length (x when both lengths agree)."""
+        size = int(np.prod(np.shape(v)))
+        if like is None:
+            like = "x" if size == self.n else "y" if size == self.m else None
+        if like not in ("x", "y") or size != (self.n if like == "x" else self.m):
+            raise InvalidInputError(
+                f"unravel: v has {size} entries; pass like='x' for {self.n} entries (x's shape "
+                f"{self._x_shape}) or like='y' for {self.m} (f(x)'s shape {self._y_shape})"
+            )
+        shape = self._x_shape if like == "x" else self._y_shape
+        return v.reshape(shape) if hasattr(v, "reshape") else np.reshape(v, shape)
+
+    def _like(self, result: Any, shape: tuple) -> Any:
+        if self._kind in (NUMPY, SCALAR):
+            return np.asarray(result).reshape(shape)
+        return result.reshape(shape)
+
+    def _seeds(self, v: Any, size: int, inner: tuple, op: str) -> tuple[Any, int | None]:
+        """(native seeds shaped ``inner`` or ``(k,) + inner``, k or None)."""
+        shape = tuple(np.shape(v))
+        native = self._engine.to_native(np.asarray(v) if self._kind in (NUMPY, SCALAR) else v)
+        if shape == (size,):
+            return native.reshape(inner), None
+        if len(shape) == 2 and shape[0] == size:
+            return native.T.reshape((shape[1],) + inner), shape[1]
+        raise InvalidInputError(
+            f"{op} needs a vector of shape ({size},) or a block ({size}, k), got {shape}; x and f(x) of any "
+            "shape act as flat vectors (use J.ravel)"
+        )
+
+    def _finish(self, result: Any, size: int, k: int | None) -> Any:
+        out = result.reshape((size,)) if k is None else result.reshape((k, size)).T
+        return np.asarray(out) if self._kind in (NUMPY, SCALAR) else out
+
+    # --- products -------------------------------------------------------------
+    def _jvp(self, v: Any) -> Any:
+        tangents, k = self._seeds(v, self.n, self._x_shape, "J @ v")
+        strategy, state = self._ensure_state(jvps=k or 1)
+        result = strategy.jvp(state, tangents, k is not None)
+        self._count(0, k or 1)
+        return self._finish(result, self.m, k)
+
+    def _vjp(self, w: Any) -> Any:
+        cotangents, k = self._seeds(w, self.m, self._y_shape, "J.T @ w")
+        strategy, state = self._ensure_state(vjps=k or 1)
+        result = strategy.vjp(state, cotangents, k is not None)
+        self._count(1, k or 1)
+        return self._finish(result, self.n, k)
+
+    def _gauss_newton(self, v: Any) -> Any:
+        tangents, k = self._seeds(v, self.n, self._x_shape, "G @ v")
+        strategy, state = self._ensure_state(jvps=k or 1, vjps=k or 1)
+        result = strategy.gauss_newton(state, tangents, k is not None)
+        self._count(0, k or 1)
+        self._count(1, k or 1)
+        return self._finish(result, self.n, k)
+
+    def _count(self, which: int, k: int) -> None:
+        self._here[which] += k
+        self.products["jvp" if which == 0 else "vjp"] += k
+
+    def __matmul__(self, v: Any) -> Any:
+        return self._jvp(v)
+
+    def __rmatmul__(self, w: Any) -> Any:
+        """``w @ J`` for ``w`` of shape (m,) -> (n,), or ``W`` of shape (k, m) -> (k, n)."""
+        if np.ndim(w) == 2:
+            return self._vjp(w.T).T
+        return self._vjp(w)
+
+    def matvec(self, v: Any) -> Any:
+        return self._jvp(v)
+
+    def rmatvec(self, w: Any) -> Any:
+        return self._vjp(w)
+
+    @property
+    def T(self) -> "_Transposed":
+        """The transposed map ``Jᵀ`` (shape (n, m)): ``J.T @ w`` is a VJP."""
+        return _Transposed(self)
+
+    # --- conversions ------------------------------------------------------------
+    def aslinearoperator(self):
+        """A ``scipy.sparse.linalg.LinearOperator`` (matvec, rmatvec, matmat, rmatmat) on NumPy arrays."""
+        return _scipy_operator(self.shape, self.dtype, self._jvp, self._vjp, self._kind, self._x)
+
+    def todense(self) -> np.ndarray:
+        """The Jacobian at the current point as a NumPy ``(m, n)`` array: min(m, n)
+        products in one block (the finite-difference engine reuses its Jacobian)."""
+        strategy, state = self._ensure_state()
+        dense = strategy.dense(state)
+        if dense is not None:
+            return np.asarray(dense, dtype=self.dtype).reshape(self.m, self.n)
+        op = self.aslinearoperator()
+        if self.n <= self.m:
+            return np.asarray(op.matmat(np.eye(self.n, dtype=self.dtype)))
+        return np.asarray(op.rmatmat(np.eye(self.m, dtype=self.dtype))).T
+
+    def tosparse(self):
+        """Not available yet: sparse Jacobian operators with ``AutoSparse`` come with
+        the sparse-operator work; raises :class:`UnsupportedOperationError`."""
+        raise UnsupportedOperationError(
+            "J.tosparse() is not supported yet: for a sparse Jacobian at one point use "
+            "di.jacobian(f, di.AutoSparse(dense_backend), x) (a scipy/JAX/torch sparse matrix), "
+            "or J.todense() for a dense (m, n) array"
+        )
+
+    def __repr__(self) -> str:
+        return (f"JacobianOperator(shape={self.shape}, dtype={self.dtype}, backend={self.backend!r}, "
+                f"strategy={self.strategy})")
+
+
+class _Transposed:
+    """``Jᵀ`` as a view of a :class:`JacobianOperator`."""
+
+    __array_ufunc__ = None
+
+    def __init__(self, op: JacobianOperator) -> None:
+        self._op = op
+        self.shape = (op.n, op.m)
+        self.dtype = op.dtype
+
+    @property
+    def T(self) -> JacobianOperator:
+        return self._op
+
+    def __matmul__(self, w: Any) -> Any:
+        return self._op._vjp(w)
+
+    def __rmatmul__(self, v: Any) -> Any:
+        return self._op._jvp(v.T).T if np.ndim(v) == 2 else self._op._jvp(v)
+
+    def matvec(self, w: Any) -> Any:
+        return self._op._vjp(w)
+
+    def rmatvec(self, v: Any) -> Any:
+        return self._op._jvp(v)
+
+    def __repr__(self) -> str:
+        return f"{self._op!r}.T"
+
+
+def _scipy_operator(shape, dtype, forward: Callable, backward: Callable, kind: str, like: Any):
+    from scipy.sparse.linalg import LinearOperator
+
+    to_numpy = (lambda a: a.detach().cpu().numpy()) if kind == TORCH else np.asarray
+    if kind == TORCH:
+        import torch
+
+        to_native = lambda a: torch.as_tensor(a, dtype=like.dtype, device=like.device)  # noqa: E731
+    elif kind not in (NUMPY, SCALAR):
+        import jax.numpy as jnp
+
+        to_native = lambda a: jnp.asarray(a, dtype=like.dtype)  # noqa: E731
+    else:
+        to_native = lambda a: a  # noqa: E731
+    return LinearOperator(
+        shape,
+        matvec=lambda v: to_numpy(forward(to_native(np.reshape(v, -1)))),
+        rmatvec=lambda w: to_numpy(backward(to_native(np.reshape(w, -1)))),
+        matmat=lambda V: to_numpy(forward(to_native(V))),
+        rmatmat=lambda W: to_numpy(backward(to_native(W))),
+        dtype=dtype,
+    )
+
+
+def jacobian_operator(f: Callable, backend: Any, x: Any, *contexts: Any) -> JacobianOperator:
+    """The Jacobian of ``f`` at ``x`` as a matrix-free operator of shape ``(f(x).size, x.size)``.
+
+    >>> import numpy as np, diffinterface as di
+    >>> J = di.jacobian_operator(lambda x: x[1:] * x[:-1], di.AutoFiniteDiff(method="complex"), np.arange(1.0, 4.0))
+    >>> J.shape, J @ np.array([1.0, 0.0, 0.0]), J.T @ np.array([1.0, 1.0])
+    ((2, 3), array([2., 0.]), array([2., 4., 2.]))
+    """
+    return JacobianOperator(f, backend, x, *contexts)
+
+
+class GaussNewtonOperator:
+    """``JᵀJ + damping·I`` (or ``Jᵀ ∇²loss(r) J + damping·I``) for residuals ``r(x)``.
+
+    Build it with :func:`gauss_newton_operator`.  Shape ``(n, n)``, symmetric;
+    ``G @ v`` (and blocks ``G @ V``) is one JVP and one VJP of r (a single
+    fused call where the engine has one); ``G.update(x_new)`` returns ``G``;
+    ``G.value`` is ``0.5 |r|²`` (or ``loss(r)``), ``G.gradient`` is ``Jᵀ r``
+    (or ``Jᵀ ∇loss(r)``), shaped like x; ``G.jacobian`` the underlying
+    :class:`JacobianOperator`.
+    """
+
+    __array_ufunc__ = None
+
+    def __init__(self, r: Callable, backend: Any, x: Any, *contexts: Any, damping: float = 0.0,
+                 loss: str | Callable = "squared") -> None:
+        if not (loss == "squared" or callable(loss)):
+            raise InvalidInputError(
+                f"loss={loss!r}: pass 'squared' (0.5 |r|^2) or a convex scalar function of the residuals"
+            )
+        damping = float(damping)
+        if damping < 0 or not np.isfinite(damping):
+            raise InvalidInputError(f"damping={damping} must be a finite number >= 0")
+        self.jacobian = JacobianOperator(r, backend, x, *contexts)
+        self.damping, self.loss, self.backend = damping, loss, backend
+        self.n = self.jacobian.n
+        self.shape = (self.n, self.n)
+        self.dtype = self.jacobian.dtype
+        self._loss_op = None
+        if callable(loss):
+            from diffinterface.linear_operators import hessian_operator
+
+            J = self.jacobian
+            self._loss_op = hessian_operator(loss, J.backend if not J._sparse_backend else J.backend.dense_backend,
+                                             J._engine.copy_native(self._residuals()))
+
+    def _residuals(self) -> Any:
+        J = self.jacobian
+        strategy, state = J._ensure_state()
+        return strategy.value(state)
+
+    def update(self, x: Any, *contexts: Any) -> "GaussNewtonOperator":
+        """Move to a new point; returns ``self``."""
+        self.jacobian.update(x, *contexts)
+        if self._loss_op is not None:
+            self._loss_op.update(self.jacobian._engine.copy_native(self._residuals()))
+        return self
+
+    @property
+    def x(self) -> Any:
+        return self.jacobian.x
+
+    @property
+    def residuals(self) -> Any:
+        """``r`` at the current point, shaped like r(x)."""
+        return self.jacobian.value
+
+    @property
+    def value(self) -> Any:
+        """``0.5 |r|²`` (or ``loss(r)``) at the current point."""
+        if self._loss_op is not None:
+            return self._loss_op.value
+        r = self.jacobian.value
+        if self.jacobian._kind in (NUMPY, SCALAR):
+            return 0.5 * float(np.vdot(r, r))
+        return 0.5 * (r * r).sum()
+
+    @property
+    def gradient(self) -> Any:
+        """``Jᵀ r`` (or ``Jᵀ ∇loss(r)``) at the current point, shaped like x."""
+        J = self.jacobian
+        if self._loss_op is not None:
+            w = self._loss_op.gradient
+        else:
+            w = J._engine.copy_native(self._residuals())
+        return J._like(J._vjp(J.ravel(w)), J._x_shape)
+
+    def __matmul__(self, v: Any) -> Any:
+        J = self.jacobian
+        if self._loss_op is None:
+            result = J._gauss_newton(v)
+        else:
+            result = J._vjp(self._loss_op @ J._jvp(v))
+        if self.damping:
+            result = result + self.damping * (np.asarray(v) if J._kind in (NUMPY, SCALAR) else v)
+        return result
+
+    def matvec(self, v: Any) -> Any:
+        return self @ v
+
+    def rmatvec(self, v: Any) -> Any:
+        return self @ v
+
+    @property
+    def T(self) -> "GaussNewtonOperator":
+        return self
+
+    def aslinearoperator(self):
+        """A symmetric ``scipy.sparse.linalg.LinearOperator`` on NumPy arrays."""
+        J = self.jacobian
+        return _scipy_operator(self.shape, self.dtype, self.__matmul__, self.__matmul__, J._kind, J._x)
+
+    def todense(self) -> np.ndarray:
+        """The ``(n, n)`` matrix at the current point (n products in one block)."""
+        return np.asarray(self.aslinearoperator().matmat(np.eye(self.n, dtype=self.dtype)))
+
+    def __repr__(self) -> str:
+        return (f"GaussNewtonOperator(shape={self.shape}, dtype={self.dtype}, backend={self.backend!r}, "
+                f"damping={self.damping}, strategy={self.jacobian.strategy})")
+
+
+def gauss_newton_operator(r: Callable, backend: Any, x: Any, *contexts: Any, damping: float = 0.0,
+                          loss: str | Callable = "squared") -> GaussNewtonOperator:
+    """The Gauss-Newton matrix ``JᵀJ + damping·I`` of residuals ``r`` at ``x``, matrix-free.
+
+    ``loss="squared"`` (default): the Hessian approximation of ``0.5 |r(x)|²``.
+    ``loss`` a callable ``loss(r) -> scalar`` (written for the backend's
+    library, convex in r): the generalized Gauss-Newton ``Jᵀ ∇²loss(r) J``,
+    with ``∇²loss`` applied by the backend's Hessian operator.
+
+    >>> import numpy as np, diffinterface as di
+    >>> G = di.gauss_newton_operator(lambda x: x ** 2, di.AutoFiniteDiff(method="complex"), np.array([1.0, 2.0]))
+    >>> G @ np.array([1.0, 1.0]), G.value, G.gradient
+    (array([ 4., 16.]), 8.5, array([ 2., 16.]))
+    """
+    return GaussNewtonOperator(r, backend, x, *contexts, damping=damping, loss=loss)
+
+
+def check_linear_operators(backend: Any, scenarios: list | None = None) -> list[tuple[str, str, str, str]]:
+    """Check the Jacobian and Gauss-Newton operators of ``backend`` on the test
+    kit's scenarios: rows ``(scenario, operator, status, detail)`` with status
+    ``"ok"``, ``"wrong"``, ``"error"`` or ``"not supported"``.
+
+    Operators: ``J@v``, ``J.T@w``, ``J@V``, ``J.T@W`` (blocks of 2), and
+    ``G@v`` (``JᵀJ v + 0.5 v``), each at ``scenario.x`` and again after
+    ``update(scenario.x2)`` (``…@x2``), against the closed-form Jacobians.
+
+    >>> import diffinterface as di
+    >>> rows = check_linear_operators(di.AutoFiniteDiff(method="complex"))
+    >>> all(status == "ok" for _, _, status, _ in rows)
+    True
+    """
+    from diffinterface.testing import default_scenarios, tolerance_for
+    from diffinterface.testing._check import relative_error
+
+    tol = tolerance_for(backend)
+    rows: list[tuple[str, str, str, str]] = []
+    rng = np.random.default_rng(0)
+    for scenario in default_scenarios() if scenarios is None else scenarios:
+        f = scenario.f_for(backend)
+        try:
+            J = jacobian_operator(f, backend, scenario.x)
+            G = gauss_newton_operator(f, backend, scenario.x, damping=0.5)
+        except UnsupportedOperationError as error:
+            rows.append((scenario.name, "J, G", "not supported", str(error)))
+            continue
+        except Exception as error:  # noqa: BLE001 - a report row, not a crash
+            rows.append((scenario.name, "J, G", "error", f"{type(error).__name__}: {error}"))
+            continue
+        for point, suffix in ((scenario.x, ""), (scenario.x2, "@x2")):
+            ref = np.asarray(scenario.reference(point)["jacobian"], dtype=float).reshape(J.m, J.n)
+            v, w = rng.normal(size=J.n), rng.normal(size=J.m)
+            V, W = rng.normal(size=(J.n, 2)), rng.normal(size=(J.m, 2))
+            checks = [
+                ("J@v", lambda: J @ v, ref @ v), ("J.T@w", lambda: J.T @ w, ref.T @ w),
+                ("J@V", lambda: J @ V, ref @ V), ("J.T@W", lambda: J.T @ W, ref.T @ W),
+                ("G@v", lambda: G @ v, ref.T @ (ref @ v) + 0.5 * v),
+            ]
+            if suffix:
+                try:
+                    J.update(point)
+                    G.update(point)
+                except Exception as error:  # noqa: BLE001
+                    rows.append((scenario.name, "update", "error", f"{type(error).__name__}: {error}"))
+                    break
+            for name, thunk, expected in checks:
+                try:
+                    result = thunk()
+                except UnsupportedOperationError as error:
+                    rows.append((scenario.name, name + suffix, "not supported", str(error)))
+                    continue
+                except Exception as error:  # noqa: BLE001
+                    rows.append((scenario.name, name + suffix, "error", f"{type(error).__name__}: {error}"))
+                    continue
+                if hasattr(result, "detach"):
+                    result = result.detach().cpu().numpy()
+                err = relative_error(np.asarray(result), expected)
+                status = "ok" if err <= tol else "wrong"
+                rows.append((scenario.name, name + suffix, status, f"relative error {err:.1e} (tolerance {tol:.0e})"))
+    return rows

@@ -1,0 +1,309 @@
+"""The Jacobian and Gauss-Newton operators: products and blocks against the
+closed-form Jacobian for every engine and shape, update without retracing,
+own copy of x, native arrays, SciPy LinearOperator, errors, and the
+check_linear_operators report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.sparse.linalg import LinearOperator, lsmr
+
+import diffinterface as di
+import diffinterface.jacobian_operators as jo
+from diffinterface.jacobian_operators import (
+    GaussNewtonOperator,
+    JacobianOperator,
+    check_linear_operators,
+    gauss_newton_operator,
+    jacobian_operator,
+)
+
+jax = pytest.importorskip("jax")
+torch = pytest.importorskip("torch")
+anp = pytest.importorskip("autograd.numpy")
+import jax.numpy as jnp  # noqa: E402
+
+ENGINES = {
+    "jax": (di.AutoJAX(), jnp, np.asarray),
+    "torch": (di.AutoTorch(), torch, torch.as_tensor),
+    "autograd": (di.AutoAutograd(), anp, np.asarray),
+    "finite_diff": (di.AutoFiniteDiff(), np, np.asarray),
+}
+RTOL = {"finite_diff": 1e-6}
+
+# (x shape, y shape): m < n, m = n, m > n, n-d x, n-d y, both n-d
+SHAPES = [((5,), (3,)), ((4,), (4,)), ((3,), (6,)), ((2, 3), (4,)), ((4,), (2, 3)), ((2, 2), (3, 2))]
+
+
+def problem(x_shape, y_shape):
+    """f(x) = sin(A x) * |x|² + x₀ (flat x), reshaped, and its dense Jacobian."""
+    n, m = int(np.prod(x_shape)), int(np.prod(y_shape))
+    A = np.random.default_rng(n * 10 + m).normal(size=(m, n))
+
+    def make(xp, asarray):
+        a = asarray(A)
+
+        def f(x):
+            z = xp.reshape(x, (-1,))
+            return xp.reshape(xp.sin(a @ z) * xp.sum(z * z) + z[0], y_shape)
+
+        return f
+
+    def jac(x):
+        z = np.reshape(x, -1)
+        s = A @ z
+        out = np.cos(s)[:, None] * A * np.sum(z * z) + np.sin(s)[:, None] * 2 * z[None, :]
+        out[:, 0] += 1.0
+        return out
+
+    return make, jac
+
+
+def close(actual, expected, rtol):
+    actual = np.asarray(actual)
+    assert actual.shape == expected.shape
+    err = np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-300)
+    assert err <= rtol, f"relative error {err:.2e} > {rtol:.0e}"
+
+
+@pytest.fixture
+def measure_all(monkeypatch):
+    """Measure every strategy even on tiny problems (exercises the choice and switch)."""
+    monkeypatch.setattr(jo, "MEASURE_ABOVE_S", 0.0)
+
+
+@pytest.mark.parametrize("shapes", SHAPES, ids=lambda s: f"{s[0]}->{s[1]}")
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_products_blocks_and_gauss_newton_match_dense(engine, shapes):
+    backend, xp, asarray = ENGINES[engine]
+    rtol = RTOL.get(engine, 1e-12)
+    make, jac = problem(*shapes)
+    f = make(xp, asarray)
+    rng = np.random.default_rng(3)
+    x0, x1 = rng.normal(size=shapes[0]), rng.normal(size=shapes[0])
+    J = jacobian_operator(f, backend, x0)
+    G = gauss_newton_operator(f, backend, x0, damping=0.25)
+    m, n = J.shape
+    assert (m, n) == (int(np.prod(shapes[1])), int(np.prod(shapes[0]))) and J.dtype == np.float64
+    assert G.shape == (n, n)
+    for x in (x0, x1):
+        if x is x1:
+            assert J.update(x1) is J and G.update(x1) is G
+        R = jac(x)
+        v, w = rng.normal(size=n), rng.normal(size=m)
+        V, W = rng.normal(size=(n, 3)), rng.normal(size=(m, 3))
+        close(J @ v, R @ v, rtol)
+        close(J.T @ w, R.T @ w, rtol)
+        close(w @ J, w @ R, rtol)
+        close(J @ V, R @ V, rtol)
+        close(J.T @ W, R.T @ W, rtol)
+        close(W.T @ J, W.T @ R, rtol)
+        close(G @ v, R.T @ (R @ v) + 0.25 * v, rtol)
+        close(G @ V, R.T @ (R @ V) + 0.25 * V, rtol)
+        y = np.reshape(f(x) if engine not in ("torch",) else f(torch.as_tensor(x)).numpy(), -1)
+        close(np.reshape(J.value, -1), np.asarray(y), 1e-14)
+        assert np.shape(J.value) == shapes[1]
+        close(G.value, 0.5 * np.sum(y**2), 1e-14)
+        close(G.gradient, (R.T @ y).reshape(shapes[0]), rtol)
+        close(J.todense(), R, rtol)
+
+
+@pytest.mark.parametrize("engine", ["jax", "torch", "autograd"])
+def test_every_strategy_agrees_and_switches(engine, measure_all):
+    backend, xp, asarray = ENGINES[engine]
+    make, jac = problem((6,), (4,))
+    f = make(xp, asarray)
+    rng = np.random.default_rng(4)
+    J = jacobian_operator(f, backend, rng.normal(size=6))
+    assert J._costs is not None and len(J._costs) == 2
+    for index, strategy in enumerate(J._strategies):  # each strategy on its own
+        x = rng.normal(size=6)
+        state = strategy.setup(J._engine.to_native(x), ())
+        t, c = J._engine.to_native(np.ones(6)), J._engine.to_native(np.ones(4))
+        close(np.asarray(strategy.jvp(state, t, False)), jac(x) @ np.ones(6), 1e-12)
+        close(np.asarray(strategy.vjp(state, c, False)), jac(x).T @ np.ones(4), 1e-12)
+    for m in (1, 40, 1, 40):  # the choice follows the products taken per point
+        x = rng.normal(size=6)
+        J.update(x)
+        for _ in range(m):
+            v, w = rng.normal(size=6), rng.normal(size=4)
+            close(J @ v, jac(x) @ v, 1e-12)
+            close(J.T @ w, jac(x).T @ w, 1e-12)
+    assert J.strategy in {s.name for s in J._strategies}
+
+
+def test_update_does_not_retrace_or_recompile(measure_all):
+    traces = []
+    make, jac = problem((5,), (7,))
+    inner = make(jnp, np.asarray)
+
+    def f(x):
+        traces.append(1)
+        return inner(x)
+
+    rng = np.random.default_rng(5)
+    J = jacobian_operator(f, di.AutoJAX(), rng.normal(size=5))
+    G = gauss_newton_operator(f, di.AutoJAX(), rng.normal(size=5))
+
+    def workload(check):
+        for m in (1, 30, 1, 30):  # both strategies and the switch between them
+            x = rng.normal(size=5)
+            J.update(x)
+            G.update(x)
+            for _ in range(m):
+                v, w = rng.normal(size=5), rng.normal(size=7)
+                a, b, c = J @ v, J.T @ w, G @ v
+                if check:
+                    close(a, jac(x) @ v, 1e-12)
+                    close(b, jac(x).T @ w, 1e-12)
+                    close(c, jac(x).T @ (jac(x) @ v), 1e-12)
+            J @ rng.normal(size=(5, 3)), J.T @ rng.normal(size=(7, 2)), G @ rng.normal(size=(5, 2))
+            J.value, G.value, G.gradient
+
+    workload(False)
+    count = len(traces)
+    sizes = [fn._cache_size() for s in J._strategies + G.jacobian._strategies
+             for fn in vars(s).values() if hasattr(fn, "_cache_size")]
+    workload(True)
+    assert len(traces) == count
+    assert [fn._cache_size() for s in J._strategies + G.jacobian._strategies
+            for fn in vars(s).values() if hasattr(fn, "_cache_size")] == sizes
+
+
+def test_torch_kept_graph_vjps_do_not_rerun_f():
+    calls = []
+    make, jac = problem((5,), (3,))
+    inner = make(torch, torch.as_tensor)
+
+    def f(x):
+        calls.append(1)
+        return inner(x)
+
+    x = np.linspace(-1.0, 1.0, 5)
+    J = jacobian_operator(f, di.AutoTorch(), x)
+    J.update(x + 0.5)
+    J.value
+    before = len(calls)
+    for _ in range(5):
+        close(J.T @ np.ones(3), jac(x + 0.5).T @ np.ones(3), 1e-12)
+    close(J.T @ np.ones((3, 2)), jac(x + 0.5).T @ np.ones((3, 2)), 1e-12)
+    assert len(calls) == before
+
+
+def test_operator_holds_its_own_copy_of_x():
+    make, jac = problem((4,), (3,))
+    x = np.linspace(-1, 1, 4)
+    J = jacobian_operator(make(jnp, np.asarray), di.AutoJAX(), x)
+    expected = jac(np.linspace(-1, 1, 4))
+    x[:] = 7.0
+    close(J @ np.ones(4), expected @ np.ones(4), 1e-12)
+    close(J.x, np.linspace(-1, 1, 4), 0)
+    t = torch.linspace(-1, 1, 4, dtype=torch.float64)
+    Jt = jacobian_operator(make(torch, torch.as_tensor), di.AutoTorch(), t)
+    t.fill_(7.0)
+    close((Jt.T @ torch.ones(3, dtype=torch.float64)).numpy(), expected.T @ np.ones(3), 1e-12)
+
+
+def test_native_arrays_stay_native():
+    make, _ = problem((4,), (3,))
+    J = jacobian_operator(make(jnp, np.asarray), di.AutoJAX(), jnp.ones(4))
+    assert isinstance(J @ jnp.ones(4), jax.Array) and isinstance(J.T @ jnp.ones(3), jax.Array)
+    assert isinstance(J.value, jax.Array)
+    Jt = jacobian_operator(make(torch, torch.as_tensor), di.AutoTorch(), torch.ones(4, dtype=torch.float64))
+    for r in (Jt @ torch.ones(4, dtype=torch.float64), Jt.T @ torch.ones(3, dtype=torch.float64),
+              torch.ones(3, dtype=torch.float64) @ Jt, Jt @ torch.ones((4, 2), dtype=torch.float64)):
+        assert isinstance(r, torch.Tensor) and r.dtype == torch.float64
+    G = gauss_newton_operator(make(torch, torch.as_tensor), di.AutoTorch(), torch.ones(4, dtype=torch.float64))
+    assert isinstance(G @ torch.ones(4, dtype=torch.float64), torch.Tensor)
+    assert isinstance(G.gradient, torch.Tensor)
+
+
+def test_aslinearoperator_and_lsmr():
+    make, jac = problem((6,), (9,))
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=6)
+    J = jacobian_operator(make(torch, torch.as_tensor), di.AutoTorch(), x)
+    op = J.aslinearoperator()
+    assert isinstance(op, LinearOperator) and op.shape == (9, 6)
+    v, w, V, W = rng.normal(size=6), rng.normal(size=9), rng.normal(size=(6, 2)), rng.normal(size=(9, 2))
+    close(op.matvec(v), jac(x) @ v, 1e-12)
+    close(op.rmatvec(w), jac(x).T @ w, 1e-12)
+    close(op.matmat(V), jac(x) @ V, 1e-12)
+    close(op.rmatmat(W), jac(x).T @ W, 1e-12)
+    solution = lsmr(op, w, atol=1e-14, btol=1e-14)[0]
+    close(solution, np.linalg.lstsq(jac(x), w, rcond=None)[0], 1e-8)
+    G = gauss_newton_operator(make(jnp, np.asarray), di.AutoJAX(), x, damping=1.0).aslinearoperator()
+    close(G.matvec(v), jac(x).T @ jac(x) @ v + v, 1e-12)
+    close(G.rmatvec(v), jac(x).T @ jac(x) @ v + v, 1e-12)
+
+
+def test_ravel_unravel_and_transpose_view():
+    make, jac = problem((2, 3), (3, 2))
+    x = np.random.default_rng(7).normal(size=(2, 3))
+    J = jacobian_operator(make(anp, np.asarray), di.AutoAutograd(), x)
+    assert J.ravel(x).shape == (6,)
+    assert J.unravel(np.arange(6.0), like="x").shape == (2, 3)
+    assert J.unravel(np.arange(6.0), like="y").shape == (3, 2)
+    with pytest.raises(di.InvalidInputError, match="like='x'"):
+        J.unravel(np.arange(5.0))
+    assert J.T.shape == (6, 6) and J.T.T is J
+    close(J.T.matvec(np.ones(6)), jac(x).T @ np.ones(6), 1e-12)
+    close(np.ones(6) @ J.T, jac(x) @ np.ones(6), 1e-12)
+
+
+@pytest.mark.parametrize("engine", ["jax", "torch", "autograd", "finite_diff"])
+def test_generalized_gauss_newton_with_a_loss(engine):
+    backend, xp, asarray = ENGINES[engine]
+    make, jac = problem((5,), (4,))
+    loss = lambda r: xp.sum(xp.sqrt(1.0 + r * r))  # noqa: E731 - pseudo-Huber, convex
+    rng = np.random.default_rng(8)
+    x, v = rng.normal(size=5), rng.normal(size=5)
+    G = gauss_newton_operator(make(xp, asarray), backend, rng.normal(size=5), loss=loss, damping=0.1)
+    G.update(x)
+    r = np.asarray(make(np, np.asarray)(x))
+    hess = np.diag((1.0 + r * r) ** -1.5)
+    rtol = 1e-5 if engine == "finite_diff" else 1e-12
+    close(G @ v, jac(x).T @ hess @ jac(x) @ v + 0.1 * v, rtol)
+    close(G.gradient, jac(x).T @ (r / np.sqrt(1 + r * r)), rtol)
+    close(np.asarray(G.value, dtype=float), np.sum(np.sqrt(1 + r * r)), 1e-13)
+
+
+def test_errors():
+    make, _ = problem((4,), (3,))
+    J = jacobian_operator(make(np, np.asarray), di.AutoFiniteDiff(), np.ones(4))
+    with pytest.raises(di.InvalidInputError, match=r"\(4,\) or a block \(4, k\)"):
+        J @ np.ones(3)
+    with pytest.raises(di.InvalidInputError, match=r"\(3,\)"):
+        J.T @ np.ones(4)
+    with pytest.raises(di.PreparationMismatchError, match="x:"):
+        J.update(np.ones(5))
+    with pytest.raises(di.PreparationMismatchError, match="contexts"):
+        J.update(np.ones(4), di.Constant(1.0))
+    with pytest.raises(di.UnsupportedOperationError, match="AutoSparse"):
+        J.tosparse()
+    with pytest.raises(di.InvalidInputError, match="loss="):
+        gauss_newton_operator(make(np, np.asarray), di.AutoFiniteDiff(), np.ones(4), loss="huber")
+    with pytest.raises(di.InvalidInputError, match="damping"):
+        gauss_newton_operator(make(np, np.asarray), di.AutoFiniteDiff(), np.ones(4), damping=-1.0)
+    with pytest.raises(di.InvalidInputError, match="callable"):
+        jacobian_operator(3.0, di.AutoFiniteDiff(), np.ones(4))
+
+
+def test_contexts_and_repr():
+    f = lambda x, a: a * x ** 2  # noqa: E731
+    J = jacobian_operator(f, di.AutoFiniteDiff(method="complex"), np.ones(3), di.Constant(2.0))
+    close(J @ np.ones(3), 4.0 * np.ones(3), 1e-14)
+    J.update(np.ones(3), di.Constant(3.0))
+    close(J @ np.ones(3), 6.0 * np.ones(3), 1e-14)
+    assert isinstance(J, JacobianOperator) and "JacobianOperator(shape=(3, 3)" in repr(J)
+    G = gauss_newton_operator(f, di.AutoFiniteDiff(method="complex"), np.ones(3), di.Constant(2.0))
+    assert isinstance(G, GaussNewtonOperator) and "GaussNewtonOperator" in repr(G)
+    close(G.todense(), 16.0 * np.eye(3), 1e-14)
+
+
+@pytest.mark.parametrize("backend", [di.AutoTorch(), di.AutoAutograd(), di.AutoFiniteDiff(method="forward")], ids=repr)
+def test_check_linear_operators(backend):  # JAX: covered above (its compiles make this slow)
+    rows = check_linear_operators(backend)
+    assert len(rows) >= 90
+    assert all(status == "ok" for _, _, status, _ in rows), [r for r in rows if r[2] != "ok"]
