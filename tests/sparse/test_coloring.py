@@ -153,13 +153,24 @@ def test_arrowhead_large_is_fast():
     import time
 
     a = arrowhead(100_000)
-    color(arrowhead(10), "star")  # load kernels
     for problem in ("star", "acyclic", "column"):
         for order in ("largest_first", "smallest_last", "natural"):
+            color(arrowhead(10), problem, order)  # compile or load the kernels
             t0 = time.perf_counter()
             res = color(a, problem, order)
             assert time.perf_counter() - t0 < 2.0, (problem, order)
             assert res.ncolors == (100_000 if problem == "column" else 2)
+
+
+@pytest.mark.parametrize("problem", ["star", "acyclic"])
+def test_larger_symmetric_patterns(problem):
+    # vertices with many distinct neighbor colors use the hash-table path
+    rng = np.random.default_rng(11)
+    for density in (0.05, 0.3):
+        a = sp.random(300, 300, density=density, rng=rng, format="csr")
+        a = sp.csr_array(a + a.T)
+        for order in ("natural", "smallest_last", "random"):
+            assert_roundtrip(a, color(a, problem, order), rng)
 
 
 def test_dense_pattern():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels import _jit, twin_slots
+from ._kernels import _jit, starts, twin_slots
 
 
 @_jit
@@ -125,11 +125,13 @@ def peel_trees(n, ptr, idx, colors, n_colors):
     for t in range(ni):
         iptr[t + 1] += iptr[t]
     islot = np.empty(nnz, np.int64)
-    pos = iptr[:-1].copy()
+    pos = starts(iptr)
     for k in range(nnz):
         islot[pos[inst[k]]] = k
         pos[inst[k]] += 1
-    rdeg = np.diff(iptr)
+    rdeg = np.empty(ni, np.int64)
+    for t in range(ni):
+        rdeg[t] = iptr[t + 1] - iptr[t]
     removed = np.zeros(nnz, np.bool_)
     st_level = np.empty(nnz // 2 + 1, np.int64)
     st_slot = np.empty(nnz // 2 + 1, np.int64)

@@ -32,6 +32,15 @@ _ONE = np.uint64(1)
 
 
 @_jit
+def starts(ptr):
+    """A copy of ptr[:-1] (a loop: numba compiles slicing slowly)."""
+    out = np.empty(ptr.size - 1, ptr.dtype)
+    for i in range(ptr.size - 1):
+        out[i] = ptr[i]
+    return out
+
+
+@_jit
 def transpose_structure(n_rows, n_cols, indptr, indices):
     """CSR structure -> CSC structure (row indices sorted within columns)."""
     ptr = np.zeros(n_cols + 1, indptr.dtype)
@@ -39,7 +48,7 @@ def transpose_structure(n_rows, n_cols, indptr, indices):
         ptr[indices[k] + 1] += 1
     for j in range(n_cols):
         ptr[j + 1] += ptr[j]
-    pos = ptr[:-1].copy()
+    pos = starts(ptr)
     out = np.empty(indices.size, indices.dtype)
     for i in range(n_rows):
         for k in range(indptr[i], indptr[i + 1]):
@@ -78,7 +87,7 @@ def drop_diagonal(n, indptr, indices):
 def twin_slots(n, ptr, idx):
     """For a symmetric structure with sorted rows, the slot of (j, i) for each (i, j)."""
     twin = np.full(idx.size, -1, np.int64)
-    cursor = ptr[:-1].copy()
+    cursor = starts(ptr)
     for i in range(n):
         for k in range(ptr[i], ptr[i + 1]):
             j = idx[k]
@@ -190,18 +199,18 @@ def dynamic_order(n, ptr_a, idx_a, ptr_b, idx_b, light, deg, mode):
     ties are broken as ColPack breaks them.  Dense links (not ``light``) keep
     their initial contribution to the keys.
     """
-    # int32 work arrays: half the cache footprint of these random accesses
-    key = np.zeros(n, np.int32)  # -1 once picked
+    key = np.zeros(n, np.int64)  # -1 once picked
     if mode != 1:
-        key[:] = deg
+        for v in range(n):  # (a loop: slice assignment costs seconds of compile)
+            key[v] = deg[v]
     maxkey = n
-    head = np.full(maxkey + 1, -1, np.int32)
-    tail = np.full(maxkey + 1, -1, np.int32)
-    nxt = np.full(n, -1, np.int32)
-    prv = np.full(n, -1, np.int32)
+    head = np.full(maxkey + 1, -1, np.int64)
+    tail = np.full(maxkey + 1, -1, np.int64)
+    nxt = np.full(n, -1, np.int64)
+    prv = np.full(n, -1, np.int64)
     for v in range(n):
         _push_back(v, key[v], head, tail, nxt, prv)
-    stamp = np.full(n, -1, np.int32)
+    stamp = np.full(n, -1, np.int64)
     order = np.empty(n, np.int64)
     delta = 1 if mode == 1 else -1
     p = 0 if mode == 0 else maxkey

@@ -86,7 +86,8 @@ def _ent_add(w, b, val, ptr, cnt, tab, ht, n_keys):
 def _new_tables(n, n_slots, hash_cap):
     """Empty per-vertex tables: counts, (color, value, direct index) slots, hash table."""
     tab = np.empty((3, n_slots), np.int64)
-    tab[2, :] = -1
+    for s in range(n_slots):
+        tab[2, s] = -1
     return np.zeros(n, np.int64), tab, np.full((2, hash_cap), -1, np.int64)
 
 
