@@ -126,6 +126,38 @@ def test_empty_pattern_has_one_color_per_nothing():
     assert out.nnz == 0 and out.shape == (4, 3)
 
 
+def bidirectional_roundtrip(pattern, order, rng):
+    res = coloring(pattern, partition="bidirectional", algorithm=GreedyColoringAlgorithm(order=order))
+    check_coloring(pattern, res)
+    a = sp.csr_array(pattern, dtype=np.float64)
+    a.sum_duplicates()
+    a.data = rng.uniform(-2.0, 2.0, a.nnz)
+    s_r, s_c = res.seed_matrix()
+    assert s_r.shape == (a.shape[0], res.ncolors_rows) and s_c.shape == (a.shape[1], res.ncolors_columns)
+    assert res.compressed_shape == ((res.ncolors_rows, a.shape[1]), (a.shape[0], res.ncolors_columns))
+    out = res.decompress((s_r.T @ a, a @ s_c))
+    assert out.shape == a.shape and out.nnz == a.nnz
+    assert out.nnz == 0 or abs(out - a).max() <= 1e-14 * 8 * max(1.0, abs(a).max())
+    assert len(res.groups) == res.ncolors
+    return res
+
+
+@SETTINGS
+@given(patterns(), st.sampled_from(ORDERS))
+def test_bidirectional_roundtrip(pattern, order):
+    res = bidirectional_roundtrip(pattern, order, np.random.default_rng(12))
+    # never worse than coloring only the columns or only the rows
+    alg = GreedyColoringAlgorithm(order=order)
+    one_sided = min(coloring(pattern, partition=p, algorithm=alg).ncolors for p in ("column", "row"))
+    assert res.ncolors <= max(one_sided, 0) or pattern.nnz == 0
+
+
+def test_bidirectional_arrowhead_needs_three_products():
+    res = bidirectional_roundtrip(arrowhead(200), "largest_first", np.random.default_rng(13))
+    assert res.ncolors == 3
+    assert color(arrowhead(200), "column").ncolors == 200
+
+
 # ----------------------------------------------------------------------------
 # structured patterns
 
@@ -310,7 +342,12 @@ def test_argument_errors():
     with pytest.raises(InvalidInputError, match="partition"):
         coloring(a, partition="diagonal")
     with pytest.raises(UnsupportedOperationError, match="bidirectional"):
-        coloring(a, partition="bidirectional")
+        coloring(a, partition="bidirectional",
+                 algorithm=GreedyColoringAlgorithm(decompression="substitution"))
+    with pytest.raises(InvalidInputError, match="by column"):
+        coloring(a, structure="symmetric", partition="bidirectional")
+    with pytest.raises(InvalidInputError, match="B_rows"):
+        coloring(a, partition="bidirectional").decompress(np.zeros((3, 1)))
     with pytest.raises(InvalidInputError, match="symmetric"):
         coloring(a, structure="symmetric", partition="row")
     with pytest.raises(InvalidInputError, match="square"):

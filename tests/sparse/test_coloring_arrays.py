@@ -59,3 +59,18 @@ def test_torch_decompression(problem, kw):
     np.testing.assert_array_equal(out.crow_indices().numpy(), a.indptr)
     # substitution leaves its input alone
     np.testing.assert_array_equal(b.numpy(), b_np)
+
+
+@pytest.mark.parametrize("library", ["jax", "torch"])
+def test_bidirectional_decompression(library):
+    mod = pytest.importorskip(library)
+    convert = mod.numpy.asarray if library == "jax" else mod.as_tensor
+    rng = np.random.default_rng(1)
+    a = sp.random(25, 20, density=0.15, rng=rng, format="lil")
+    a[0, :] = 1.0  # a dense row: the row products pay off
+    a = sp.csr_array(a)
+    res = coloring(a, partition="bidirectional")
+    s_r, s_c = res.seed_matrix()
+    out = res.decompress((convert(np.asarray(s_r.T @ a)), convert(np.asarray(a @ s_c))))
+    dense = out.todense() if library == "jax" else out.to_dense()
+    np.testing.assert_allclose(np.asarray(dense), a.toarray(), rtol=0, atol=1e-14)

@@ -161,6 +161,32 @@ def _symmetric(struct: PatternStructure, orders, seed, acyclic: bool):
         yield name, kernel(n, ptr, idx, order, cap)
 
 
+def _bidirectional(struct: PatternStructure, structure: str, algorithm) -> ColoringResult:
+    if structure == "symmetric":
+        raise InvalidInputError(
+            "coloring: symmetric patterns are colored by column; use partition='column'."
+        )
+    if algorithm.decompression == "substitution":
+        raise UnsupportedOperationError(
+            "coloring: partition='bidirectional' supports decompression='direct' only "
+            "(star bicoloring)."
+        )
+    from ._bicoloring import BicoloringResult, bicolor
+
+    def color_lines(partition):
+        alg = GreedyColoringAlgorithm(order=algorithm.order, seed=algorithm.seed)
+        return lambda b: coloring(b, partition=partition, algorithm=alg).colors
+
+    name, hcolors = bicolor(
+        struct,
+        lambda h: _symmetric(h, algorithm.orders, algorithm.seed, acyclic=False),
+        color_lines("row"),
+        color_lines("column"),
+    )
+    return BicoloringResult(struct, hcolors, algorithm=algorithm, order=name,
+                            structure=structure, partition="bidirectional")
+
+
 def coloring(
     pattern,
     structure: str = "nonsymmetric",
@@ -174,10 +200,14 @@ def coloring(
     structure: "nonsymmetric" (Jacobians) or "symmetric" (Hessians; the
         pattern must list both triangles).
     partition: "column" (compressed = A @ seed) or "row" (compressed =
-        seed.T @ A) for nonsymmetric patterns; "column" for symmetric ones.
+        seed.T @ A) for nonsymmetric patterns; "column" for symmetric ones;
+        "bidirectional" (nonsymmetric, direct): a star bicoloring, some rows
+        and some columns compressed (see ``BicoloringResult``); its colors
+        are always post-processed.
 
     Problems: nonsymmetric/column and /row: partial distance-2 coloring of the
-    columns or rows; symmetric/column: star coloring with
+    columns or rows; nonsymmetric/bidirectional: star bicoloring;
+    symmetric/column: star coloring with
     ``decompression="direct"`` and acyclic coloring with "substitution".
     """
     if algorithm is None:
@@ -195,13 +225,10 @@ def coloring(
         raise InvalidInputError(
             f"coloring: partition={partition!r}; use 'column', 'row' or 'bidirectional'."
         )
-    if partition == "bidirectional":
-        raise UnsupportedOperationError(
-            "coloring: partition='bidirectional' is not implemented yet; use "
-            "partition='column' or 'row'."
-        )
     struct = _structure(pattern)
     m, n = struct.shape
+    if partition == "bidirectional":
+        return _bidirectional(struct, structure, algorithm)
     if structure == "symmetric":
         if partition != "column":
             raise InvalidInputError(

@@ -37,6 +37,9 @@ def check_coloring(pattern, result: ColoringResult) -> None:
     in its color in row j (for a proper coloring, this is the star property:
     no path on four vertices uses only two colors).
     acyclic (substitution): a proper coloring with no cycle using only two colors.
+    bidirectional: every entry (i, j) is read from the column products (j alone
+    in its column color in row i) or the row products (i alone in its row color
+    in column j).
     Raises ``InvalidColoringError`` (a ``DifferentiationError``) on a violation.
     """
     if not isinstance(result, ColoringResult):
@@ -65,7 +68,9 @@ def check_coloring(pattern, result: ColoringResult) -> None:
             f"vertex {int(np.flatnonzero(uncolored)[0])} has no color; every "
             f"{'row' if result.problem == 'row' else 'column'} must have one."
         )
-    if result.problem == "column":
+    if result.problem == "bidirectional":
+        result.check()
+    elif result.problem == "column":
         _check_orthogonal(struct.indptr, struct.indices, m, colors, ncolors, "columns")
     elif result.problem == "row":
         ptr, idx = struct.csc()

@@ -261,15 +261,20 @@ class DecompressionPlan:
         return got
 
     def apply(self, compressed, expected_shape):
-        lib = _LIBRARIES.get(array_kind(compressed), _NumPy)
-        shape = tuple(getattr(compressed, "shape", ()))
-        if shape != tuple(expected_shape):
-            raise InvalidInputError(
-                f"decompress: compressed has shape {shape}, expected {tuple(expected_shape)} "
-                "(pattern @ seed_matrix() by column, seed_matrix().T @ pattern by row)."
-            )
-        idx = self._on(lib, lib.device(compressed))
-        flat = lib.flat(compressed)
+        """``compressed``: one array, or (B_rows, B_cols) for a bidirectional coloring."""
+        parts = compressed if isinstance(compressed, tuple) else (compressed,)
+        shapes = expected_shape if isinstance(compressed, tuple) else (expected_shape,)
+        for part, expected in zip(parts, shapes):
+            shape = tuple(getattr(part, "shape", ()))
+            if shape != tuple(expected):
+                raise InvalidInputError(
+                    f"decompress: compressed has shape {shape}, expected {tuple(expected)} "
+                    "(pattern @ seed_matrix() by column, seed_matrix().T @ pattern by row)."
+                )
+        lib = _LIBRARIES.get(array_kind(parts[0]), _NumPy)
+        idx = self._on(lib, lib.device(parts[0]))
+        flats = [lib.flat(p) for p in parts[::-1]]  # (B_cols, B_rows) for two parts
+        flat = flats[0] if len(flats) == 1 else lib.concat(flats)
         if self.schedule is None:
             data = lib.take(flat, idx["gather"])
         else:

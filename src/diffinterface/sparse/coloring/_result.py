@@ -59,6 +59,21 @@ class PatternStructure:
         return sp.csr_array((data, self.indices, self.indptr), shape=self.shape)
 
 
+def color_groups(colors: np.ndarray, ncolors: int) -> list[np.ndarray]:
+    """The indices of each color, in color order (negative colors left out)."""
+    by_color = np.argsort(colors, kind="stable")
+    skip = int(np.count_nonzero(colors < 0))
+    counts = np.bincount(colors[colors >= 0], minlength=ncolors)
+    return list(np.split(by_color[skip:], np.cumsum(counts)[:-1])) if ncolors else []
+
+
+def seed_of(colors: np.ndarray, ncolors: int) -> sp.csr_array:
+    """The 0/1 matrix with a one at (v, colors[v]) for each colored v."""
+    colored = np.flatnonzero(colors >= 0)
+    ones = np.ones(colored.size)
+    return sp.csr_array((ones, (colored, colors[colored])), shape=(colors.size, ncolors))
+
+
 class ColoringResult:
     """A coloring of a sparsity pattern, with what compression and decompression need.
 
@@ -108,11 +123,7 @@ class ColoringResult:
     @property
     def groups(self) -> list[np.ndarray]:
         if self._groups is None:
-            by_color = np.argsort(self.colors, kind="stable")
-            counts = np.bincount(self.colors[self.colors >= 0], minlength=self.ncolors)
-            skip = int(np.count_nonzero(self.colors < 0))
-            bounds = np.cumsum(counts)[:-1]
-            self._groups = list(np.split(by_color[skip:], bounds)) if self.ncolors else []
+            self._groups = color_groups(self.colors, self.ncolors)
         return self._groups
 
     def seed_matrix(self, sparse: bool = False):
@@ -121,10 +132,7 @@ class ColoringResult:
         By column: compressed = A @ seed.  By row: compressed = seed.T @ A.
         ``sparse=True`` gives a scipy.sparse.csr_array.
         """
-        colored = np.flatnonzero(self.colors >= 0)
-        shape = (self.colors.size, self.ncolors)
-        ones = np.ones(colored.size)
-        seed = sp.csr_array((ones, (colored, self.colors[colored])), shape=shape)
+        seed = seed_of(self.colors, self.ncolors)
         return seed if sparse else seed.toarray()
 
     def decompress(self, compressed):
