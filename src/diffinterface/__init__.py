@@ -60,6 +60,15 @@ from diffinterface.operators.second_order import (
 from diffinterface.linear_operators import HessianOperator, hessian_operator
 from diffinterface.prep import Prep
 from diffinterface.scipy_adapters import scipy_objective
+from diffinterface.sparse._autosparse import (
+    AutoSparse,
+    DenseFallbackWarning,
+    column_colors,
+    ncolors,
+    row_colors,
+    sparsity_pattern,
+    to_scipy,
+)
 from diffinterface.sparse import (
     ColoringResult,
     GreedyColoringAlgorithm,
@@ -92,4 +101,5 @@ __all__ = [
     "ColoringResult", "GreedyColoringAlgorithm", "check_coloring", "coloring",
     "KnownSparsity", "TracerLocalSparsityDetector", "TracerSparsityDetector",
     "UnknownOperationWarning", "hessian_sparsity", "jacobian_sparsity",
+    "AutoSparse", "DenseFallbackWarning", "column_colors", "ncolors", "row_colors", "sparsity_pattern", "to_scipy",
 ]

@@ -116,7 +116,9 @@ class HessianOperator:
         self._kind = check_differentiable("x", x, engine.accepts, engine.display)
         self._sig = signature(x)
         self._ctx_kinds = tuple(type(c) for c in contexts)
+        self._contexts = contexts
         self._ctx = unwrap_contexts(contexts)
+        self._sparse_prep = None
         xn = engine.copy_native(engine.to_native(x))
         y_shape, y_dtype = engine.output_info(f, xn, self._ctx, True)
         if y_shape != ():
@@ -193,6 +195,7 @@ class HessianOperator:
             if tuple(type(c) for c in contexts) != self._ctx_kinds:
                 raise PreparationMismatchError("contexts: update got other context kinds than the operator was built with")
             self._ctx = unwrap_contexts(contexts)
+            self._contexts = contexts
         self._x = self._engine.copy_native(self._engine.to_native(x))
         if self._products_here:
             self._expected_products = self._products_here
@@ -276,6 +279,30 @@ class HessianOperator:
     def todense(self) -> np.ndarray:
         """The dense Hessian at the current point as a NumPy array (n x n): n products."""
         return np.asarray(self.aslinearoperator() @ np.eye(self.n, dtype=self.dtype))
+
+    def tosparse(self) -> Any:
+        """The Hessian at the current point as a sparse matrix (for direct solvers).
+
+        With an ``AutoSparse`` backend this is the compressed sparse Hessian
+        (prepared once, reused at every point); otherwise the dense Hessian from
+        ``n`` products, stored sparse.  Same sparse types as ``di.hessian``.
+        """
+        x = self.x
+        if getattr(self.backend, "dense_backend", None) is not None:
+            from diffinterface.operators.second_order import hessian, prepare_hessian
+
+            if self._sparse_prep is None:
+                self._sparse_prep = prepare_hessian(self._f, self.backend, x, *self._contexts)
+            return hessian(self._f, self.backend, x, *self._contexts, prep=self._sparse_prep)
+        from diffinterface.sparse._autosparse import to_sparse_like
+
+        return to_sparse_like(self.todense() if self._kind in (NUMPY, SCALAR) else self._native_dense(), self._kind)
+
+    def _native_dense(self) -> Any:
+        eye = self._engine.to_native(np.eye(self.n, dtype=self.dtype))
+        if self._kind == TORCH:
+            eye = eye.to(self._x.device)
+        return self @ eye
 
     def __repr__(self) -> str:
         return f"HessianOperator(shape={self.shape}, dtype={self.dtype}, backend={self.backend!r}, strategy={self.strategy})"

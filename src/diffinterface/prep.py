@@ -118,7 +118,11 @@ def prepare(
     """Build a :class:`Prep` for ``family`` (an operator name without ``value_and_``)."""
     if not callable(f):
         raise InvalidInputError(f"f must be callable, got {type(f).__name__}")
-    if family in SECOND_ORDER_FAMILIES:
+    if getattr(backend, "dense_backend", None) is not None:
+        from diffinterface.sparse._autosparse import sparse_engine
+
+        engine = sparse_engine(family, backend)
+    elif family in SECOND_ORDER_FAMILIES:
         from diffinterface.backends._second_order import get_second_order_engine
 
         engine = get_second_order_engine(backend)

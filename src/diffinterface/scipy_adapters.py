@@ -37,7 +37,10 @@ def scipy_objective(f: Callable, backend: Any, x0: Any, *contexts: Any) -> dict:
     together, and ``hessp`` reuses the Hessian-operator state of that x
     (torch keeps the gradient graph, JAX a linearization, ...).  Works with
     Newton-CG, trust-ncg, trust-krylov and trust-constr.  ``x0`` and the
-    points SciPy passes are NumPy arrays; the engine can be any.
+    points SciPy passes are NumPy arrays; the engine can be any.  With an
+    ``AutoSparse`` backend the dictionary also holds ``hess`` (a
+    ``scipy.sparse.csr_array`` from the compressed sparse Hessian; SciPy uses
+    ``hess`` and ignores ``hessp`` when both are given, so drop one to choose).
 
     >>> import numpy as np, scipy.optimize, diffinterface as di
     >>> f = lambda x: np.sum((x - 1.0) ** 2) + np.sum(x ** 4)
@@ -58,4 +61,12 @@ def scipy_objective(f: Callable, backend: Any, x0: Any, *contexts: Any) -> dict:
         return np.asarray(point.at(x) @ np.asarray(p, dtype=float).reshape(-1))
 
     fun.point = point  # for inspection (call counts, the operator)
-    return {"fun": fun, "jac": jac, "hessp": hessp}
+    kwargs = {"fun": fun, "jac": jac, "hessp": hessp}
+    if getattr(backend, "dense_backend", None) is not None:
+        from diffinterface.sparse._autosparse import to_scipy
+
+        def hess(x):
+            return to_scipy(point.at(x).tosparse())
+
+        kwargs["hess"] = hess
+    return kwargs

@@ -60,4 +60,7 @@ def get_engine(backend: AbstractBackend) -> Engine:
     module = importlib.import_module(module_name)
     if isinstance(backend, SecondOrder):
         backend = backend.inner
+    dense = getattr(backend, "dense_backend", None)
+    if dense is not None:  # AutoSparse: first-order operators other than jacobian are dense
+        return get_engine(dense)
     return module.ENGINE(backend)

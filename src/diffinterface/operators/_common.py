@@ -89,11 +89,16 @@ def run(
         elif part == "array":
             converted.append(to_like(output, kind))
         else:
-            converted.append(_convert_result(output, kind, has_seeds and not was_tuple, has_seeds, out))
+            converted.append(_convert_result(output, kind, has_seeds and not was_tuple, has_seeds, out, engine))
     return tuple(converted) if len(parts) > 1 else converted[0]
 
 
-def _convert_result(result: Any, kind: str, single_seed: bool, has_seeds: bool, out: Any) -> Any:
+def _convert_result(result: Any, kind: str, single_seed: bool, has_seeds: bool, out: Any, engine: Any) -> Any:
+    result_like = getattr(engine, "result_like", None)
+    if result_like is not None:  # sparse results (AutoSparse)
+        if out is not None:
+            raise InvalidInputError("out= is not supported for sparse results; use the returned matrix")
+        return result_like(result, kind)
     if has_seeds:
         result = tuple(to_like(r, kind) for r in result)
         if single_seed:

@@ -15,7 +15,7 @@ import numpy as np
 
 from diffinterface.backends import AutoAutograd, AutoFiniteDiff, AutoJAX, AutoTorch, SecondOrder
 
-__all__ = ["Namespace", "Scenario", "default_scenarios", "namespace_for"]
+__all__ = ["Namespace", "Scenario", "default_scenarios", "namespace_for", "sparse_scenarios"]
 
 
 @dataclass(frozen=True)
@@ -187,4 +187,83 @@ def default_scenarios() -> list[Scenario]:
         Scenario("3d->scalar", _cubic_cos, rng.normal(size=(2, 2, 2)), rng.normal(size=(2, 2, 2)), _ref_cubic_cos, frozenset({"scalar_y"})),
         Scenario("vector->vector", v2v[0], rng.normal(size=3), rng.normal(size=3), v2v[1]),
         Scenario("matrix->matrix", m2m[0], rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), m2m[1]),
+    ]
+
+
+def _banded(ns):
+    return lambda x: ns.xp.sin(x[1:-1]) * x[:-2] + x[2:] ** 2
+
+
+def _ref_banded(x):
+    n = x.size
+    jac = np.zeros((n - 2, n))
+    idx = np.arange(n - 2)
+    jac[idx, idx] = np.sin(x[1:-1])
+    jac[idx, idx + 1] = np.cos(x[1:-1]) * x[:-2]
+    jac[idx, idx + 2] = 2 * x[2:]
+    return {"y": np.sin(x[1:-1]) * x[:-2] + x[2:] ** 2, "jacobian": jac}
+
+
+def _block_diagonal(m: np.ndarray) -> tuple[Callable, Callable]:
+    k = m.shape[0]
+
+    def make_f(ns):
+        cm = ns.asarray(m)
+        return lambda x: ns.xp.tanh(x.reshape(-1, k) @ cm).reshape(-1)
+
+    def reference(x):
+        blocks = x.reshape(-1, k)
+        t = np.tanh(blocks @ m)
+        jac = np.zeros((x.size, x.size))
+        for b in range(blocks.shape[0]):
+            sl = slice(b * k, (b + 1) * k)
+            jac[sl, sl] = (1 - t[b] ** 2)[:, None] * m.T
+        return {"y": t.reshape(-1), "jacobian": jac}
+
+    return make_f, reference
+
+
+def _arrowhead(ns):
+    return lambda x: ns.xp.sum(x[0] * x[1:] ** 2) + ns.xp.sum(x**2) + ns.xp.sum(ns.xp.exp(x[1:]))
+
+
+def _ref_arrowhead(x):
+    n = x.size
+    grad = 2 * x + np.concatenate([[np.sum(x[1:] ** 2)], 2 * x[0] * x[1:] + np.exp(x[1:])])
+    hess = np.diag(np.concatenate([[2.0], 2 * x[0] + 2 + np.exp(x[1:])]))
+    hess[0, 1:] = hess[1:, 0] = 2 * x[1:]
+    y = np.sum(x[0] * x[1:] ** 2) + np.sum(x**2) + np.sum(np.exp(x[1:]))
+    return {"y": y, "jacobian": grad, "hessian": hess}
+
+
+def _brusselator(n_grid: int) -> tuple[Callable, Callable]:
+    from diffinterface.testing.problems import brusselator_2d
+
+    def make_f(ns):
+        return lambda x: brusselator_2d(x, xp=ns.xp, N=n_grid)
+
+    def reference(x):
+        # independent of any AD engine: the complex step on the NumPy version, exact to rounding
+        y = brusselator_2d(x, xp=np, N=n_grid)
+        jac = np.empty((y.size, x.size))
+        for i in range(x.size):
+            xc = x.astype(complex)
+            xc[i] += 1e-30j
+            jac[:, i] = np.imag(brusselator_2d(xc, xp=np, N=n_grid)) / 1e-30
+        return {"y": y, "jacobian": jac}
+
+    return make_f, reference
+
+
+def sparse_scenarios() -> list[Scenario]:
+    """Sparse structure: banded, block-diagonal and Brusselator Jacobians, an arrowhead Hessian."""
+    rng = np.random.default_rng(7)
+    block = _block_diagonal(rng.normal(size=(3, 3)))
+    bruss = _brusselator(4)
+    return [
+        Scenario("banded", _banded, rng.normal(size=12), rng.normal(size=12), _ref_banded),
+        Scenario("block-diagonal", block[0], rng.normal(size=12), rng.normal(size=12), block[1]),
+        Scenario("arrowhead", _arrowhead, rng.normal(size=10), rng.normal(size=10), _ref_arrowhead,
+                 frozenset({"scalar_y"})),
+        Scenario("brusselator N=4", bruss[0], rng.uniform(0.5, 1.5, size=32), rng.uniform(0.5, 1.5, size=32), bruss[1]),
     ]

@@ -211,6 +211,10 @@ class Tracer(np.lib.mixins.NDArrayOperatorsMixin):
     def astype(self, dtype, copy=True):
         return _astype(self._ctx, None, (self, dtype), {})
 
+    def view(self, *args, **kwargs):
+        # autograd.numpy wraps results with .view(ndarray); a tracer stays itself
+        return self
+
     def copy(self):
         return np.copy(self)
 

@@ -1,0 +1,370 @@
+"""``AutoSparse``: sparse Jacobians and Hessians for every engine.
+
+Preparation detects the sparsity pattern (``sparsity_detector``), colors it
+(``coloring_algorithm``) and builds the engine's batched pushforward,
+pullback or Hessian-vector product for the seed vectors of the colors.  Each
+later call costs one compressed evaluation (``ncolors`` directions in one
+vectorized pass where the engine can) and one precomputed decompression
+gather.
+
+* Jacobians: column coloring + pushforwards for forward engines (finite
+  differences, ``mode="forward"``), row coloring + pullbacks for reverse
+  engines (autograd); JAX and torch have both modes and take the partition
+  with fewer colors (ties: column, i.e. forward).
+* Hessians: star coloring (``decompression="direct"``, the default) or
+  acyclic coloring (``"substitution"``) + batched HVPs of the dense
+  backend's best second-order strategy.
+* When coloring cannot pay off (a dense row or column forces colors close to
+  n), the dense path is used instead and a warning says so once per prep.
+
+Results are 2-D, ``(y.size, x.size)`` / ``(x.size, x.size)``, in the sparse
+type of x's library: ``scipy.sparse.csr_array``, ``jax.experimental.sparse.BCOO``
+or a torch sparse CSR tensor; :func:`to_scipy` converts any of them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from diffinterface._arrays import JAX, NUMPY, SCALAR, TORCH, array_kind
+from diffinterface._errors import InvalidInputError
+from diffinterface.backends._engine import Engine
+from diffinterface.backends._specs import AbstractBackend, AutoAutograd, AutoFiniteDiff, AutoJAX, AutoTorch, SecondOrder
+from diffinterface.sparse.coloring import GreedyColoringAlgorithm, coloring
+from diffinterface.sparse.detection import TracerSparsityDetector
+
+__all__ = ["AutoSparse", "DenseFallbackWarning", "sparsity_pattern", "ncolors", "column_colors", "row_colors", "to_scipy"]
+
+#: colors above this fraction of the dimension make the dense path cheaper
+DENSE_FRACTION = 0.5
+
+
+class DenseFallbackWarning(UserWarning):
+    """AutoSparse found a pattern too dense for coloring to pay off."""
+
+
+@dataclass(frozen=True)
+class AutoSparse(AbstractBackend):
+    """Sparse Jacobians/Hessians with ``dense_backend``, a detector and a coloring.
+
+    >>> import numpy as np, diffinterface as di
+    >>> backend = di.AutoSparse(di.AutoFiniteDiff(method="complex"))
+    >>> J = di.jacobian(lambda x: x[1:] * x[:-1], backend, np.arange(1.0, 6.0))
+    >>> J.shape, J.nnz
+    ((4, 5), 8)
+    """
+
+    dense_backend: AbstractBackend
+    sparsity_detector: Any = field(default_factory=TracerSparsityDetector)
+    coloring_algorithm: GreedyColoringAlgorithm = field(default_factory=GreedyColoringAlgorithm)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dense_backend, AbstractBackend) or isinstance(self.dense_backend, AutoSparse):
+            raise InvalidInputError(
+                f"AutoSparse(dense_backend={self.dense_backend!r}) needs a dense backend such as "
+                "di.AutoJAX(), di.AutoTorch(), di.AutoAutograd() or di.AutoFiniteDiff()"
+            )
+        for name in ("jacobian_sparsity", "hessian_sparsity"):
+            if not hasattr(self.sparsity_detector, name):
+                raise InvalidInputError(
+                    f"AutoSparse(sparsity_detector={self.sparsity_detector!r}) has no {name} method; use "
+                    "di.TracerSparsityDetector(), di.TracerLocalSparsityDetector() or di.KnownSparsity(pattern)"
+                )
+
+    @property
+    def engine_name(self) -> str:
+        return self.dense_backend.engine_name
+
+
+def _frontend(backend: AbstractBackend) -> str:
+    if isinstance(backend, SecondOrder):
+        backend = backend.inner
+    if isinstance(backend, AutoJAX):
+        return "jax"
+    if isinstance(backend, AutoTorch):
+        return "torch"
+    return "numpy"
+
+
+def _directions(backend: AbstractBackend) -> tuple[str, ...]:
+    """The partitions the engine can evaluate cheaply: column (forward) and/or row (reverse)."""
+    if isinstance(backend, (AutoJAX, AutoTorch)):
+        return ("column", "row")
+    if isinstance(backend, AutoAutograd):
+        return ("row",)
+    if isinstance(backend, AutoFiniteDiff):
+        return ("column",)
+    return ("column",)
+
+
+def to_sparse_like(dense2d: Any, kind_of: Any) -> Any:
+    """A dense 2-D native array as the sparse type of its library."""
+    kind = array_kind(dense2d)
+    if kind == JAX:
+        from jax.experimental import sparse as jsparse
+
+        return jsparse.BCOO.fromdense(dense2d)
+    if kind == TORCH:
+        return dense2d.to_sparse_csr()
+    return sp.csr_array(np.asarray(dense2d))
+
+
+def to_scipy(result: Any) -> sp.csr_array:
+    """Any sparse result (scipy, JAX BCOO, torch sparse) as a ``scipy.sparse.csr_array``."""
+    if sp.issparse(result):
+        return sp.csr_array(result)
+    kind = type(result).__module__
+    if kind.startswith("jax"):
+        data, indices = np.asarray(result.data), np.asarray(result.indices)
+        return sp.csr_array(sp.coo_array((data, (indices[:, 0], indices[:, 1])), shape=result.shape))
+    if kind.startswith("torch"):
+        r = result.to_sparse_csr().cpu()
+        return sp.csr_array((r.values().numpy(), r.col_indices().numpy(), r.crow_indices().numpy()),
+                            shape=tuple(r.shape))
+    return sp.csr_array(np.asarray(result))
+
+
+class _SparseEngine(Engine):
+    """Shared parts of the sparse Jacobian and Hessian engines."""
+
+    hessian = False
+
+    def __init__(self, spec: AutoSparse, dense: Engine) -> None:
+        super().__init__(spec)
+        self.spec = spec
+        self.dense = dense
+        self.accepts = dense.accepts
+        self.compiles = dense.compiles
+        self.display = f"AutoSparse({dense.display})"
+        self.mode = dense.mode
+        self.pattern = None
+        self.result = None  # the ColoringResult, or None on the dense path
+        self.partition = None
+
+    def to_native(self, x):
+        return self.dense.to_native(x)
+
+    def copy_native(self, x):
+        return self.dense.copy_native(x)
+
+    def stack(self, arrays):
+        return self.dense.stack(arrays)
+
+    def _detect_and_color(self, f, x, ctx, m: int, n: int) -> None:
+        detector = self.spec.sparsity_detector
+        contexts = tuple(_Wrapped(c) for c in ctx)
+        frontend = _frontend(self.spec.dense_backend)
+        method = detector.hessian_sparsity if self.hessian else detector.jacobian_sparsity
+        try:
+            pattern = method(f, x, *contexts, frontend=frontend)
+        except TypeError:
+            pattern = method(f, x, *contexts)
+        pattern = sp.csr_array(pattern, dtype=bool)
+        if pattern.shape != (m, n):
+            raise InvalidInputError(
+                f"the sparsity pattern has shape {pattern.shape} but the "
+                f"{'Hessian' if self.hessian else 'Jacobian'} has shape {(m, n)}; check the detector's pattern"
+            )
+        self.pattern = pattern
+        self.result = None
+        candidates = ["symmetric"] if self.hessian else list(_directions(self.spec.dense_backend))
+        # a dense row (column) forces as many colors as its nonzeros: skip the coloring
+        row_counts = np.diff(pattern.indptr)
+        col_counts = np.bincount(pattern.indices, minlength=n)
+        bound = {"column": row_counts.max(initial=0), "row": col_counts.max(initial=0),
+                 "symmetric": row_counts.max(initial=0) if self.hessian else 0}
+        size = {"column": n, "row": m, "symmetric": n}
+        best = None
+        for partition in candidates:
+            if bound[partition] > DENSE_FRACTION * size[partition] and not self.hessian:
+                continue
+            result = coloring(pattern, structure="symmetric" if self.hessian else "nonsymmetric",
+                              partition="column" if partition == "symmetric" else partition,
+                              algorithm=self.spec.coloring_algorithm)
+            if best is None or result.ncolors < best[1].ncolors:
+                best = (partition, result)
+        if best is None or best[1].ncolors > DENSE_FRACTION * size[best[0]] and best[1].ncolors > 2:
+            warnings.warn(
+                f"AutoSparse: the {'Hessian' if self.hessian else 'Jacobian'} pattern ({pattern.nnz} nonzeros "
+                f"in {m} x {n}) needs "
+                + (f"{best[1].ncolors} colors" if best else "about as many colors as columns")
+                + "; coloring does not pay off, using the dense path",
+                DenseFallbackWarning, stacklevel=6,
+            )
+            return
+        self.partition, self.result = best
+
+    def result_like(self, result: Any, kind: str) -> Any:
+        if self.result is None:  # dense path: the dense 2-D array
+            result = np.asarray(result) if kind in (NUMPY, SCALAR) else result
+            return to_sparse_like(result, kind)
+        compressed = np.asarray(result) if kind in (NUMPY, SCALAR) else result
+        return self.result.decompress(compressed)
+
+
+class _Wrapped:
+    """A context value re-wrapped for the detectors (they unwrap ``.value``)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+Constant = _Wrapped  # the detectors look for a class named Constant
+_Wrapped.__name__ = "Constant"
+
+
+class SparseJacobianEngine(_SparseEngine):
+    def output_info(self, f, x, ctx, compiled):
+        y_shape, y_dtype = self.dense.output_info(f, x, ctx, compiled)
+        m, n = int(np.prod(y_shape)), int(np.prod(np.shape(x)))
+        self._detect_and_color(f, x, ctx, m, n)
+        return y_shape, y_dtype
+
+    def _seeds(self, shape, dtype):
+        seed = self.result.seed_matrix()  # (n or m, c)
+        return tuple(self.dense.to_native(np.ascontiguousarray(seed[:, c]).reshape(shape).astype(_np_dtype(dtype)))
+                     for c in range(self.result.ncolors))
+
+    def build_value_and_jacobian(self, f, ex, compiled):
+        if self.result is None:
+            dense = self.dense.build_value_and_jacobian(f, ex, compiled)
+            m, n = int(np.prod(ex.y_shape)), int(np.prod(ex.x_shape))
+            return lambda x, *ctx: (lambda y, j: (y, j.reshape(m, n)))(*dense(x, *ctx))
+        from diffinterface.backends._engine import Example
+
+        if self.partition == "column":
+            seeds = self._seeds(ex.x_shape, ex.x_dtype)
+            batched = self.dense.build_value_and_pushforward(
+                f, Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(seeds)), compiled)
+            m = int(np.prod(ex.y_shape))
+
+            def value_and_compressed(x, *ctx):
+                y, columns = batched(x, seeds, *ctx)
+                return y, self.dense.stack([c.reshape(m) for c in columns]).T
+
+            return value_and_compressed
+        seeds = self._seeds(ex.y_shape, ex.y_dtype)
+        batched = self.dense.build_value_and_pullback(
+            f, Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(seeds)), compiled)
+        n = int(np.prod(ex.x_shape))
+
+        def value_and_compressed_rows(x, *ctx):
+            y, rows = batched(x, seeds, *ctx)
+            return y, self.dense.stack([r.reshape(n) for r in rows])
+
+        return value_and_compressed_rows
+
+    def build_jacobian(self, f, ex, compiled):
+        vj = self.build_value_and_jacobian(f, ex, compiled)
+        return lambda x, *ctx: vj(x, *ctx)[1]
+
+
+def _np_dtype(dtype):
+    name = str(dtype).replace("torch.", "")
+    return np.dtype(name)
+
+
+class SparseHessianEngine(_SparseEngine):
+    hessian = True
+
+    def __init__(self, spec: AutoSparse, second_order: Engine) -> None:
+        super().__init__(spec, second_order)
+
+    def output_info(self, f, x, ctx, compiled):
+        y_shape, y_dtype = self.dense.output_info(f, x, ctx, compiled)
+        n = int(np.prod(np.shape(x)))
+        if y_shape == ():
+            self._detect_and_color(f, x, ctx, n, n)
+        return y_shape, y_dtype
+
+    def build_value_gradient_and_hessian(self, f, ex, compiled):
+        n = int(np.prod(ex.x_shape))
+        if self.result is None:
+            dense = self.dense.build_value_gradient_and_hessian(f, ex, compiled)
+            return lambda x, *ctx: (lambda y, g, h: (y, g, h.reshape(n, n)))(*dense(x, *ctx))
+        from diffinterface.backends._engine import Example
+
+        seed = self.result.seed_matrix()
+        tangents = tuple(self.dense.to_native(np.ascontiguousarray(seed[:, c]).reshape(ex.x_shape)
+                                              .astype(_np_dtype(ex.x_dtype))) for c in range(self.result.ncolors))
+        if not tangents:
+            tangents = (self.dense.to_native(np.zeros(ex.x_shape, dtype=_np_dtype(ex.x_dtype))),)
+        batched = self.dense.build_gradient_and_hvp(
+            f, Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(tangents)), compiled)
+        value = self.dense.inner.build_value(f, ex, compiled)
+        to_inner = self.dense.inner.to_native
+        ncolors = self.result.ncolors
+
+        def value_gradient_and_compressed(x, *ctx):
+            g, products = batched(x, tangents, *ctx)
+            compressed = self.dense.stack([p.reshape(n) for p in products[:ncolors]]).T if ncolors else \
+                self.dense.stack([products[0].reshape(n)]).T[:, :0]
+            return value(to_inner(x), *ctx), g, compressed
+
+        return value_gradient_and_compressed
+
+    def build_hessian(self, f, ex, compiled):
+        vgh = self.build_value_gradient_and_hessian(f, ex, compiled)
+        return lambda x, *ctx: vgh(x, *ctx)[2]
+
+
+def sparse_engine(family: str, spec: AutoSparse) -> Engine:
+    """The engine ``prepare`` uses for ``family`` with an AutoSparse backend."""
+    from diffinterface.backends import get_engine
+    from diffinterface.backends._second_order import get_second_order_engine
+
+    if family == "jacobian":
+        return SparseJacobianEngine(spec, get_engine(spec.dense_backend))
+    if family == "hessian":
+        return SparseHessianEngine(spec, get_second_order_engine(spec.dense_backend))
+    if family in ("hvp", "second_derivative"):
+        return get_second_order_engine(spec.dense_backend)
+    return get_engine(spec.dense_backend)
+
+
+def _sparse_engine_of(prep) -> _SparseEngine:
+    engine = getattr(prep, "engine", None)
+    if not isinstance(engine, _SparseEngine):
+        raise InvalidInputError(
+            "this prep was not made with an AutoSparse backend by prepare_jacobian or prepare_hessian"
+        )
+    return engine
+
+
+def sparsity_pattern(prep) -> sp.csr_array:
+    """The boolean sparsity pattern an AutoSparse prep found."""
+    return _sparse_engine_of(prep).pattern
+
+
+def ncolors(prep) -> int:
+    """The number of colors (compressed directions) of an AutoSparse prep; n on the dense path."""
+    engine = _sparse_engine_of(prep)
+    if engine.result is None:
+        return engine.pattern.shape[1]
+    return engine.result.ncolors
+
+
+def column_colors(prep) -> np.ndarray:
+    """The color of each column (Jacobians with forward mode, and Hessians)."""
+    engine = _sparse_engine_of(prep)
+    if engine.result is None or engine.partition == "row":
+        raise InvalidInputError(
+            "this prep colored rows (reverse mode) or fell back to the dense path; use di.row_colors(prep)"
+            if engine.result is not None else "this prep fell back to the dense path: there are no colors"
+        )
+    return engine.result.colors
+
+
+def row_colors(prep) -> np.ndarray:
+    """The color of each row (Jacobians with reverse mode)."""
+    engine = _sparse_engine_of(prep)
+    if engine.result is None or engine.partition != "row":
+        raise InvalidInputError("this prep did not color rows; use di.column_colors(prep)")
+    return engine.result.colors
