@@ -188,7 +188,7 @@ def _swap_remove(u, k, head, tail, nxt, prv):
 
 
 @_jit
-def dynamic_order(n, ptr_a, idx_a, ptr_b, idx_b, light, deg, mode):
+def dynamic_order(n, ptr_a, idx_a, ptr_b, idx_b, light, deg, mode, first):
     """Orders that update vertex keys as vertices are picked, with bucket queues.
 
     mode 0: smallest-last (pick the smallest current degree, place it last);
@@ -196,7 +196,9 @@ def dynamic_order(n, ptr_a, idx_a, ptr_b, idx_b, light, deg, mode):
     mode 2: dynamic-largest-first (pick the largest current degree).
     Buckets behave like ColPack's vectors (filled in natural order, the last
     element picked, removal by moving the last element into the hole), so
-    ties are broken as ColPack breaks them.  Dense links (not ``light``) keep
+    ties are broken as ColPack breaks them.  ``first``: a vertex swapped
+    with the last one before starting (ColPack starts its distance-1
+    incidence-degree order at the first vertex of largest degree).  Dense links (not ``light``) keep
     their initial contribution to the keys.
     """
     key = np.zeros(n, np.int64)  # -1 once picked
@@ -209,7 +211,9 @@ def dynamic_order(n, ptr_a, idx_a, ptr_b, idx_b, light, deg, mode):
     nxt = np.full(n, -1, np.int64)
     prv = np.full(n, -1, np.int64)
     for v in range(n):
-        _push_back(v, key[v], head, tail, nxt, prv)
+        # ``first`` (if >= 0) trades places with the last vertex, to be picked first
+        u = n - 1 if v == first else (first if v == n - 1 and first >= 0 else v)
+        _push_back(u, key[u], head, tail, nxt, prv)
     stamp = np.full(n, -1, np.int64)
     order = np.empty(n, np.int64)
     delta = 1 if mode == 1 else -1

@@ -52,13 +52,14 @@ class TwoHopGraph:
     ptr_b: np.ndarray
     idx_b: np.ndarray
     light: np.ndarray
+    distance1: bool = False
     _degrees: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def adjacency(cls, n: int, ptr: np.ndarray, idx: np.ndarray) -> TwoHopGraph:
         ident_ptr = np.arange(n + 1, dtype=ptr.dtype)
         ident = np.arange(n, dtype=idx.dtype)
-        return cls(n, ptr, idx, ident_ptr, ident, np.ones(n, dtype=np.bool_))
+        return cls(n, ptr, idx, ident_ptr, ident, np.ones(n, dtype=np.bool_), distance1=True)
 
     def degrees(self) -> np.ndarray:
         if self._degrees is None:
@@ -82,6 +83,10 @@ def vertex_order(name: str, graph: TwoHopGraph, seed: int) -> np.ndarray:
         return np.argsort(-deg, kind="stable").astype(np.int64)
     from ._kernels import dynamic_order
 
+    # ColPack's distance-1 incidence-degree order starts at the first vertex of
+    # largest degree; its distance-2 one at the last vertex
+    first = int(np.argmax(deg)) if name == "incidence_degree" and graph.distance1 and n else -1
     return dynamic_order(
-        n, graph.ptr_a, graph.idx_a, graph.ptr_b, graph.idx_b, graph.light, deg, _DYNAMIC[name]
+        n, graph.ptr_a, graph.idx_a, graph.ptr_b, graph.idx_b, graph.light, deg, _DYNAMIC[name],
+        first,
     )
