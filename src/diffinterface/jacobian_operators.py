@@ -77,6 +77,12 @@ def _median_time(fn: Callable, repeats: int = 3) -> float:
     return float(np.median(times))
 
 
+def _ones_like(a: Any) -> Any:
+    if hasattr(a, "detach"):  # torch: same device and dtype
+        return a.detach() * 0 + 1
+    return np.ones(np.shape(a), dtype=_np_dtype(a.dtype))  # NumPy, and JAX with x64 off
+
+
 def _np_dtype(dtype: Any) -> np.dtype:
     return np.dtype(str(dtype).replace("torch.", ""))
 
@@ -127,12 +133,12 @@ class JacobianOperator:
         product of each kind: then call overhead dominates and compiling the
         others would cost more than they could save."""
         costs = []
-        t = xn * 0 + 1
+        t = _ones_like(xn)
         for index, strategy in enumerate(self._strategies):
             if index == 1 and sum(costs[0]) < MEASURE_ABOVE_S:
                 return None
             state = strategy.setup(xn, self._ctx)  # compiles
-            w = strategy.value(state) * 0 + 1
+            w = _ones_like(strategy.value(state))
             _block(strategy.jvp(state, t, False))
             _block(strategy.vjp(state, w, False))
             setup = _median_time(lambda: strategy.setup(xn, self._ctx))

@@ -79,21 +79,25 @@ class JaxLinearize(Strategy):
             y, lin = jax.linearize(_bind(f, ctx), x)
             return y, lin, jax.linear_transpose(lin, x)
 
+        xd, yd = ex.x_dtype, ex.y_dtype  # seeds are cast inside jit (under x64 where needed)
+
         def jvp(lin, t, batched):
+            t = jnp.asarray(t, dtype=xd)
             return jax.vmap(lin)(t) if batched else lin(t)
 
         def vjp(lt, w, batched):
+            w = jnp.asarray(w, dtype=yd)
             return jax.vmap(lambda c: lt(c)[0])(w) if batched else lt(w)[0]
 
         def gn(lin, lt, t, batched):
             one = lambda s: lt(lin(s))[0]  # noqa: E731
+            t = jnp.asarray(t, dtype=xd)
             return jax.vmap(one)(t) if batched else one(t)
 
         self._setup = _jax_x64(jax.jit(setup), ex)
         self._jvp = _jax_x64(jax.jit(jvp, static_argnums=2), ex)
         self._vjp = _jax_x64(jax.jit(vjp, static_argnums=2), ex)
         self._gn = _jax_x64(jax.jit(gn, static_argnums=3), ex)
-        self._x_dtype, self._y_dtype = ex.x_dtype, ex.y_dtype
 
     def setup(self, x, ctx):
         y, lin, lt = self._setup(x, *ctx)
@@ -103,13 +107,13 @@ class JaxLinearize(Strategy):
         return state["y"]
 
     def jvp(self, state, t, batched):
-        return self._jvp(state["lin"], _cast(t, self._x_dtype), batched)
+        return self._jvp(state["lin"], t, batched)
 
     def vjp(self, state, w, batched):
-        return self._vjp(state["lt"], _cast(w, self._y_dtype), batched)
+        return self._vjp(state["lt"], w, batched)
 
     def gauss_newton(self, state, t, batched):
-        return self._gn(state["lin"], state["lt"], _cast(t, self._x_dtype), batched)
+        return self._gn(state["lin"], state["lt"], t, batched)
 
 
 class JaxRecompute(Strategy):
@@ -121,18 +125,21 @@ class JaxRecompute(Strategy):
 
         from diffinterface.backends._jax import _bind
 
+        xd, yd = ex.x_dtype, ex.y_dtype
+
         def jvp(x, t, batched, *ctx):
-            g, x = _bind(f, ctx), jnp.asarray(x)
+            g, x, t = _bind(f, ctx), jnp.asarray(x), jnp.asarray(t, dtype=xd)
             if batched:
                 return jax.vmap(lambda s: jax.jvp(g, (x,), (s,)), out_axes=(None, 0))(t)
             return jax.jvp(g, (x,), (t,))
 
         def vjp(x, w, batched, *ctx):
             y, pull = jax.vjp(_bind(f, ctx), jnp.asarray(x))
+            w = jnp.asarray(w, dtype=yd)
             return y, (jax.vmap(pull)(w)[0] if batched else pull(w)[0])
 
         def gn(x, t, batched, *ctx):
-            x = jnp.asarray(x)
+            x, t = jnp.asarray(x), jnp.asarray(t, dtype=xd)
             y, lin = jax.linearize(_bind(f, ctx), x)
             lt = jax.linear_transpose(lin, x)
             one = lambda s: lt(lin(s))[0]  # noqa: E731
@@ -142,7 +149,6 @@ class JaxRecompute(Strategy):
         self._jvp = _jax_x64(jax.jit(jvp, static_argnums=2), ex)
         self._vjp = _jax_x64(jax.jit(vjp, static_argnums=2), ex)
         self._gn = _jax_x64(jax.jit(gn, static_argnums=2), ex)
-        self._x_dtype, self._y_dtype = ex.x_dtype, ex.y_dtype
 
     def setup(self, x, ctx):
         return {"x": x, "ctx": ctx}
@@ -153,20 +159,16 @@ class JaxRecompute(Strategy):
         return state["y"]
 
     def jvp(self, state, t, batched):
-        state["y"], out = self._jvp(state["x"], _cast(t, self._x_dtype), batched, *state["ctx"])
+        state["y"], out = self._jvp(state["x"], t, batched, *state["ctx"])
         return out
 
     def vjp(self, state, w, batched):
-        state["y"], out = self._vjp(state["x"], _cast(w, self._y_dtype), batched, *state["ctx"])
+        state["y"], out = self._vjp(state["x"], w, batched, *state["ctx"])
         return out
 
     def gauss_newton(self, state, t, batched):
-        state["y"], out = self._gn(state["x"], _cast(t, self._x_dtype), batched, *state["ctx"])
+        state["y"], out = self._gn(state["x"], t, batched, *state["ctx"])
         return out
-
-
-def _cast(a, dtype):
-    return a.astype(dtype) if getattr(a, "dtype", dtype) != dtype else a
 
 
 # --------------------------------------------------------------------- torch
