@@ -161,6 +161,11 @@ def _rule(ctx, name, eqn, ins):
         return _move(ctx, name, eqn, ins)
     if name == "sort":
         return _sort(ctx, eqn, ins)
+    if name == "pure_callback":  # a diffinterface.custom_rule: its declared pattern
+        rule = getattr(getattr(eqn.params.get("callback"), "callback_func", None), "diffinterface_rule", None)
+        if rule is not None and len(eqn.outvars) == 1:
+            return [rule.pattern_node(tr, [nd for nd, _, _ in ins],
+                                      [_ishape(eqn, i) for i in range(len(ins))], out_shape)]
     if name in _DENSE_KNOWN:
         return [tr.dense_op(name, [nd for nd, _, _ in ins], _oshape(eqn, i), warn=False)
                 for i in range(len(eqn.outvars))]

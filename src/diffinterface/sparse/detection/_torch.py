@@ -224,6 +224,11 @@ def _interpret(ctx, gm, tx):
             if node.target is getattr(__import__("operator"), "getitem"):
                 env[node.name] = args[0][args[1]]
                 continue
+            if key == "diffinterface.custom_rule.default":  # a diffinterface.custom_rule
+                from diffinterface.rules import rule_from_id
+
+                env[node.name] = rule_from_id(args[1])(*args[0])
+                continue
             if not _has_tracer(args) and not _has_tracer(list(kwargs.values())):
                 targs = [torch.as_tensor(a) if isinstance(a, np.ndarray) else a for a in args]
                 env[node.name] = _to_np(node.target(*targs, **kwargs))

@@ -1,0 +1,227 @@
+"""The JAX path of a custom rule.
+
+* the primal is ``jax.custom_jvp`` around ``jax.pure_callback`` (with
+  ``vmap_method="sequential"``); the callback object carries the rule, so the
+  jaxpr sparsity detector can map the ``pure_callback`` equation to the
+  declared pattern;
+* its tangent is ``rule_jvp`` (a JAX primitive, linear in the tangents) whose
+  transpose is ``rule_vjp`` (linear in the cotangent) and vice versa, so
+  ``jax.jvp`` *and* ``jax.grad`` work on the same function;
+* each primitive has a JVP in its nonlinear (primal) arguments, computed by the
+  ``def_hvp`` rule or central differences of the rules: forward-over-reverse
+  (``jax.jvp(jax.grad(f))``) and ``jax.hessian`` work;
+* batching: a ``lax.map`` over the batch (sequential), keeping the primitives
+  visible to later transforms.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
+
+from diffinterface.rules import CustomRule
+
+__all__ = ["call_jax"]
+
+
+class _Callback:
+    """A ``pure_callback`` target that knows its rule (read by the jaxpr detector)."""
+
+    def __init__(self, rule: CustomRule, kind: str, fn, avals):
+        self.diffinterface_rule = rule
+        self.kind = kind
+        self.fn = fn
+        self.avals = avals
+
+    def __call__(self, *args):
+        outs = self.fn(*[np.array(a, copy=True) for a in args])
+        single = not isinstance(self.avals, (tuple, list))
+        outs = (outs,) if single else tuple(outs)
+        avals = (self.avals,) if single else self.avals
+        res = tuple(np.asarray(o, dtype=a.dtype).reshape(a.shape) for o, a in zip(outs, avals))
+        return res[0] if single else res
+
+
+def _struct(shape, dtype):
+    return jax.ShapeDtypeStruct(tuple(shape), np.dtype(dtype))
+
+
+def _float_dtype(*arrays):
+    dtype = jnp.result_type(*[a.dtype for a in arrays])
+    return dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.result_type(float)
+
+
+def _out_aval(rule, xs):
+    shape, _ = rule.out_struct([tuple(np.shape(x)) for x in xs], [np.dtype(x.dtype) for x in xs])
+    return _struct(shape, _float_dtype(*xs))
+
+
+def _callback(rule, kind, fn, avals, *args):
+    return jax.pure_callback(_Callback(rule, kind, fn, avals), avals, *args, vmap_method="sequential")
+
+
+# --- the linear primitives --------------------------------------------------
+# rule_jvp(*xs, y, *ts)  -> J ts             linear in ts
+# rule_vjp(*xs, y, ct)   -> (J^T ct)_i       linear in ct (one output per x)
+rule_jvp_p = Primitive("custom_rule_jvp")
+rule_vjp_p = Primitive("custom_rule_vjp")
+rule_vjp_p.multiple_results = True
+
+
+def _jvp_impl(*args, rule, n):
+    xs, y, ts = args[:n], args[n], args[n + 1:]
+    rule.require("jvp", int(np.prod(y.shape)))  # a missing rule fails here, not in the callback
+    aval = _struct(y.shape, y.dtype)
+    return _callback(rule, "jvp", lambda *a: rule.jvp(a[:n], a[n:]), aval, *xs, *ts)
+
+
+def _vjp_impl(*args, rule, n):
+    xs, y, ct = args[:n], args[n], args[n + 1]
+    rule.require("vjp", sum(int(np.prod(x.shape)) for x in xs))
+    avals = tuple(_struct(x.shape, _float_dtype(x, y)) for x in xs)
+    return list(_callback(rule, "vjp", lambda *a: rule.vjp(a[:n], a[n], a[n + 1]), avals, *xs, y, ct))
+
+
+rule_jvp_p.def_impl(_jvp_impl)
+rule_vjp_p.def_impl(_vjp_impl)
+
+
+def _jvp_abstract(*args, rule, n):
+    rule.require("jvp", int(np.prod(args[n].shape)))  # a missing rule fails at trace time
+    return jax.core.ShapedArray(args[n].shape, args[n].dtype)
+
+
+def _vjp_abstract(*args, rule, n):
+    rule.require("vjp", sum(int(np.prod(x.shape)) for x in args[:n]))
+    return [jax.core.ShapedArray(x.shape, jnp.result_type(x.dtype, args[n].dtype)) for x in args[:n]]
+
+
+rule_jvp_p.def_abstract_eval(_jvp_abstract)
+rule_vjp_p.def_abstract_eval(_vjp_abstract)
+mlir.register_lowering(rule_jvp_p, mlir.lower_fun(_jvp_impl, multiple_results=False))
+mlir.register_lowering(rule_vjp_p, mlir.lower_fun(_vjp_impl, multiple_results=True))
+
+
+def _instantiate(t, like):
+    return jnp.zeros(like.shape, like.dtype) if type(t) is ad.Zero else t
+
+
+def _jvp_transpose(ct, *args, rule, n):
+    xs, y = args[:n], args[n]
+    ct = _instantiate(ct, y)
+    cts = rule_vjp_p.bind(*xs, y, ct, rule=rule, n=n)
+    return [None] * (n + 1) + [c.astype(t.aval.dtype) if ad.is_undefined_primal(t) else None
+                               for c, t in zip(cts, args[n + 1:])]
+
+
+def _vjp_transpose(cts, *args, rule, n):
+    xs, y = args[:n], args[n]
+    cts = [_instantiate(c, x) for c, x in zip(cts, xs)]
+    ct_y = rule_jvp_p.bind(*xs, y, *cts, rule=rule, n=n)
+    return [None] * (n + 1) + [ct_y]
+
+
+ad.primitive_transposes[rule_jvp_p] = _jvp_transpose
+ad.primitive_transposes[rule_vjp_p] = _vjp_transpose
+
+
+def _second(rule, kind, xs, y, lin, dxs):
+    """The derivative along dxs of a linear rule at xs (a non-differentiable callback)."""
+    n = len(xs)
+    if kind == "jvp":
+        aval = _struct(y.shape, y.dtype)
+        fn = lambda *a: rule.jvp_of_jvp(a[:n], a[n:2 * n], a[2 * n:])  # noqa: E731
+        return _callback(rule, "jvp_of_jvp", fn, aval, *xs, *lin, *dxs)
+    avals = tuple(_struct(x.shape, _float_dtype(x, y)) for x in xs)
+    fn = lambda *a: rule.hvp(a[:n], a[n + 1:], a[n])  # noqa: E731
+    return list(_callback(rule, "hvp", fn, avals, *xs, lin[0], *dxs))
+
+
+def _jvp_jvp(primals, tangents, *, rule, n):
+    xs, y, ts = primals[:n], primals[n], primals[n + 1:]
+    out = rule_jvp_p.bind(*primals, rule=rule, n=n)
+    dxs, dts = tangents[:n], tangents[n + 1:]
+    tan = None
+    if any(type(d) is not ad.Zero for d in dts):
+        tan = rule_jvp_p.bind(*xs, y, *[_instantiate(d, t) for d, t in zip(dts, ts)], rule=rule, n=n)
+    if any(type(d) is not ad.Zero for d in dxs):
+        sec = _second(rule, "jvp", xs, y, ts, [_instantiate(d, x) for d, x in zip(dxs, xs)])
+        tan = sec if tan is None else tan + sec
+    return out, (ad.Zero.from_primal_value(out) if tan is None else tan)
+
+
+def _vjp_jvp(primals, tangents, *, rule, n):
+    xs, y, ct = primals[:n], primals[n], primals[n + 1]
+    outs = rule_vjp_p.bind(*primals, rule=rule, n=n)
+    dxs, dct = tangents[:n], tangents[n + 1]
+    tans = None
+    if type(dct) is not ad.Zero:
+        tans = rule_vjp_p.bind(*xs, y, dct, rule=rule, n=n)
+    if any(type(d) is not ad.Zero for d in dxs):
+        sec = _second(rule, "vjp", xs, y, [ct], [_instantiate(d, x) for d, x in zip(dxs, xs)])
+        tans = sec if tans is None else [a + b for a, b in zip(tans, sec)]
+    if tans is None:
+        return outs, [ad.Zero.from_primal_value(o) for o in outs]
+    return outs, tans
+
+
+ad.primitive_jvps[rule_jvp_p] = _jvp_jvp
+ad.primitive_jvps[rule_vjp_p] = _vjp_jvp
+
+
+def _unmapped(d):
+    return d is None or type(d).__name__ == "NotMapped"
+
+
+def _batcher(prim):
+    def batch(args, dims, **params):
+        mapped = [i for i, d in enumerate(dims) if not _unmapped(d)]
+        moved = tuple(jnp.moveaxis(args[i], dims[i], 0) for i in mapped)
+
+        def one(slices):
+            full = list(args)
+            for i, s in zip(mapped, slices):
+                full[i] = s
+            return prim.bind(*full, **params)
+
+        out = jax.lax.map(one, moved)
+        return (list(out), [0] * len(out)) if prim.multiple_results else (out, 0)
+
+    return batch
+
+
+batching.primitive_batchers[rule_jvp_p] = _batcher(rule_jvp_p)
+batching.primitive_batchers[rule_vjp_p] = _batcher(rule_vjp_p)
+
+
+# --- the primal ---------------------------------------------------------------
+def _primal_callback(rule, xs):
+    aval = _out_aval(rule, xs)
+    return _callback(rule, "primal", lambda *a: rule.primal(a), aval, *xs)
+
+
+def _build(rule: CustomRule, n: int):
+    @jax.custom_jvp
+    def f(*xs):
+        return _primal_callback(rule, xs)
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        y = f(*primals)
+        ts = [t.astype(_float_dtype(x)) if t.dtype != _float_dtype(x) else t for t, x in zip(tangents, primals)]
+        return y, rule_jvp_p.bind(*primals, y, *ts, rule=rule, n=n)
+
+    return f
+
+
+def call_jax(rule: CustomRule, args):
+    n = len(args)
+    key = ("jax", n)
+    if key not in rule._engines:
+        rule._engines[key] = _build(rule, n)
+    xs = [jnp.asarray(a) for a in args]
+    xs = [x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(_float_dtype(x)) for x in xs]
+    return rule._engines[key](*xs)
