@@ -138,6 +138,15 @@ class JAXEngine(Engine):
 
         return self._finish(value_and_pullback, ex, compiled)
 
+    # --- without the primal: dropped inside jit, so XLA never computes it ---
+    def build_pushforward(self, f, ex, compiled):
+        vpf = self.build_value_and_pushforward(f, ex, False)
+        return self._finish(lambda x, tangents, *ctx: vpf(x, tangents, *ctx)[1], ex, compiled)
+
+    def build_pullback(self, f, ex, compiled):
+        vpb = self.build_value_and_pullback(f, ex, False)
+        return self._finish(lambda x, cotangents, *ctx: vpb(x, cotangents, *ctx)[1], ex, compiled)
+
     # --- native overrides -------------------------------------------------
     def build_gradient(self, f, ex, compiled):
         if self.mode == "forward":

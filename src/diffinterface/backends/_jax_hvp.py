@@ -1,14 +1,17 @@
 """Hessian-operator strategies for JAX (see ``linear_operators``).
 
-* ``jvp_of_grad``: every product is a jitted forward-over-reverse pass (it
-  recomputes the forward and backward sweeps, but needs no set-up);
+* ``jvp_of_grad``: every product is a jitted forward-over-reverse pass that
+  returns only the product (XLA drops the rest of the gradient), with no
+  set-up; ``f`` and ``∇f`` come from one jitted ``value_and_grad`` when asked;
 * ``linearize``: ``jax.linearize`` of ``value_and_grad`` built inside
   ``jax.jit`` at each new x; the returned ``Partial`` is applied by a second
   jitted function that takes it as an argument, so moving to a new x never
-  recompiles.  Each product then costs only the linear (tangent) sweep.
+  recompiles.  Each product then costs only the linear (tangent) sweep, and
+  ``f`` and ``∇f`` come with the set-up.
 
 Which wins depends on the function and on how many products are taken at one
-x; the operator measures both once and chooses per point.
+x; the operator measures both once and chooses per point.  Blocks ``H @ V``
+are one jitted ``vmap`` over the columns of ``V`` (no transposes outside jit).
 """
 
 from __future__ import annotations
@@ -23,31 +26,47 @@ def _maybe_x64(fn, ex):
     return with_x64(fn) if needs_x64(ex.x_dtype) else fn
 
 
+def _columns(single, x_shape):
+    """Apply ``single`` (x-shaped tangent -> x-shaped product) to each column of an (n, k) block."""
+
+    def block(V):
+        out = jax.vmap(lambda v: single(v.reshape(x_shape)).reshape(-1), in_axes=1, out_axes=1)(V)
+        return out
+
+    return block
+
+
 class JaxJvpOfGrad:
     name = "jvp_of_grad"
 
     def __init__(self, f, ex):
-        def products(x, tangents, *ctx):
-            vg = jax.value_and_grad(_bind(f, ctx))
-            x = jnp.asarray(x)
-            if tangents.ndim == x.ndim:
-                (y, g), (_, hv) = jax.jvp(vg, (x,), (tangents.astype(x.dtype),))
-                return y, g, hv
-            (y, g), (_, hv) = jax.vmap(lambda t: jax.jvp(vg, (x,), (t,)), out_axes=((None, None), (0, 0)))(
-                tangents.astype(x.dtype)
-            )
-            return y, g, hv
+        shape = tuple(ex.x_shape)
 
+        def product(x, v, *ctx):
+            x = jnp.asarray(x)
+            return jax.jvp(jax.grad(_bind(f, ctx)), (x,), (v.astype(x.dtype),))[1]
+
+        def products(x, tangents, *ctx):
+            return jax.vmap(lambda t: product(x, t, *ctx))(tangents)
+
+        def columns(x, V, *ctx):
+            return _columns(lambda v: product(x, v.astype(jnp.asarray(x).dtype), *ctx), shape)(V)
+
+        self._product = _maybe_x64(jax.jit(product), ex)
         self._products = _maybe_x64(jax.jit(products), ex)
+        self._columns = _maybe_x64(jax.jit(columns), ex)
         self._value_and_grad = _maybe_x64(jax.jit(lambda x, *ctx: jax.value_and_grad(_bind(f, ctx))(x)), ex)
+        self._ndim = len(shape)
 
     def setup(self, x, ctx):
         return {"x": x, "ctx": ctx}
 
     def apply(self, state, tangents):
-        y, g, hv = self._products(state["x"], tangents, *state["ctx"])
-        state["value"], state["gradient"] = y, g
-        return hv
+        fn = self._product if tangents.ndim == self._ndim else self._products
+        return fn(state["x"], tangents, *state["ctx"])
+
+    def apply_columns(self, state, V):
+        return self._columns(state["x"], V, *state["ctx"])
 
     def value_and_gradient(self, state):
         if "gradient" not in state:
@@ -59,6 +78,8 @@ class JaxLinearize:
     name = "linearize"
 
     def __init__(self, f, ex):
+        shape = tuple(ex.x_shape)
+
         def setup(x, *ctx):
             (y, g), lin = jax.linearize(jax.value_and_grad(_bind(f, ctx)), jnp.asarray(x))
             return y, g, lin
@@ -68,9 +89,13 @@ class JaxLinearize:
                 return lin(tangents)[1]
             return jax.vmap(lambda t: lin(t)[1])(tangents)
 
+        def columns(lin, V):
+            return _columns(lambda v: lin(v)[1], shape)(V)
+
         self._setup = _maybe_x64(jax.jit(setup), ex)
         self._apply = _maybe_x64(jax.jit(apply, static_argnums=2), ex)
-        self._ndim = len(ex.x_shape)
+        self._columns = _maybe_x64(jax.jit(columns), ex)
+        self._ndim = len(shape)
 
     def setup(self, x, ctx):
         y, g, lin = self._setup(x, *ctx)
@@ -78,6 +103,9 @@ class JaxLinearize:
 
     def apply(self, state, tangents):
         return self._apply(state["lin"], tangents, self._ndim)
+
+    def apply_columns(self, state, V):
+        return self._columns(state["lin"], V)
 
     def value_and_gradient(self, state):
         return state["value"], state["gradient"]

@@ -121,7 +121,13 @@ class SecondOrderEngine(Engine):
         return self.outer.build_value_and_pullback(grad_f, gex, compiled)
 
     def build_hvp(self, f, ex, compiled):
-        return _drop_value(self.build_gradient_and_hvp(f, ex, compiled))
+        if not self.through_numpy and self.inner.native_gradient_and_hvp(f, ex, self.outer, compiled) is not None:
+            return _drop_value(self.build_gradient_and_hvp(f, ex, compiled))
+        grad_f = self.gradient_function(f, ex, compiled and self.through_numpy)
+        gex = _gradient_example(ex)
+        if self.outer.mode == "forward" or self.through_numpy:
+            return self.outer.build_pushforward(grad_f, gex, compiled)
+        return self.outer.build_pullback(grad_f, gex, compiled)
 
     def build_value_gradient_and_hessian(self, f, ex, compiled):
         grad_f = self.gradient_function(f, ex, compiled and self.through_numpy)
