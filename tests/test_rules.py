@@ -394,3 +394,36 @@ def test_ode_hvp_matches_differences_of_the_gradient(backend):
     grad = lambda p: ODE.exact_gradient(p)  # noqa: E731
     reference = (grad(P + h * v) - grad(P - h * v)) / (2 * h)
     np.testing.assert_allclose(np.asarray(di.hvp(ODE.final_state, backend, P, v)), reference, rtol=1e-5)
+
+
+def _pairs():
+    out = [di.SecondOrder(di.AutoFiniteDiff(), di.AutoFiniteDiff())]
+    if HAS["jax"]:
+        out += [di.SecondOrder(di.AutoJAX(), di.AutoJAX()), di.SecondOrder(di.AutoJAX(mode="forward"), di.AutoJAX())]
+    if HAS["torch"]:
+        out += [di.SecondOrder(di.AutoTorch(mode="forward"), di.AutoTorch()),
+                di.SecondOrder(di.AutoTorch(), di.AutoTorch(mode="forward"))]
+    if HAS["autograd"]:
+        out += [di.SecondOrder(di.AutoFiniteDiff(), di.AutoAutograd())]
+    return out
+
+
+@pytest.mark.parametrize("pair", _pairs(), ids=ids)
+def test_second_order_pairs(pair):
+    inner = pair.inner
+    xp = _xp(inner)
+    f = lambda x: sumsq(xp.sin(x)) + xp.sum(mul(x, x) * x)  # noqa: E731
+    h = np.diag(2 * np.cos(2 * X) + 6 * X)
+    fd = isinstance(pair.outer, di.AutoFiniteDiff)
+    tol = dict(rtol=1e-4, atol=1e-5) if fd else dict(rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(di.hvp(f, pair, X, V)), h @ V, **tol)
+    np.testing.assert_allclose(np.asarray(di.hessian(f, pair, X)), h, **tol)
+
+
+@needs["jax"]
+def test_third_order_is_refused_jax():
+    import jax
+
+    f = lambda z: sumsq(jax.numpy.sin(z))  # noqa: E731
+    with pytest.raises(UnsupportedOperationError, match="third-order"):
+        jax.jacfwd(jax.jacfwd(jax.grad(f)))(jax.numpy.asarray(X))

@@ -128,16 +128,129 @@ ad.primitive_transposes[rule_jvp_p] = _jvp_transpose
 ad.primitive_transposes[rule_vjp_p] = _vjp_transpose
 
 
+# --- second-order terms: bilinear primitives -----------------------------------
+# rule_hvp(*xs, *ts, ct) -> d/de vjp(xs + e ts, ct)   (x-shaped; M_ct ts, M_ct symmetric)
+# rule_jj(*xs, *ts, *dxs) -> d/de J(xs + e dxs) ts    (y-shaped; symmetric in ts, dxs)
+# Each is linear in each of its two tangent groups, with the other as transpose,
+# so reverse-over-reverse works; their derivative in xs (third order) is refused.
+rule_hvp_p = Primitive("custom_rule_hvp")
+rule_hvp_p.multiple_results = True
+rule_jj_p = Primitive("custom_rule_jvp_of_jvp")
+
+
+def _hvp_impl(*args, rule, n):
+    xs, ts, ct = args[:n], args[n:2 * n], args[2 * n]
+    avals = tuple(_struct(x.shape, _float_dtype(x, ct)) for x in xs)
+    fn = lambda *a: rule.hvp(a[:n], a[n:2 * n], a[2 * n])  # noqa: E731
+    return list(_callback(rule, "hvp", fn, avals, *xs, *ts, ct))
+
+
+def _jj_impl(*args, rule, n, shape, dtype):
+    fn = lambda *a: rule.jvp_of_jvp(a[:n], a[n:2 * n], a[2 * n:])  # noqa: E731
+    return _callback(rule, "jvp_of_jvp", fn, _struct(shape, dtype), *args)
+
+
+rule_hvp_p.def_impl(_hvp_impl)
+rule_jj_p.def_impl(_jj_impl)
+rule_hvp_p.def_abstract_eval(
+    lambda *args, rule, n: [jax.core.ShapedArray(x.shape, jnp.result_type(x.dtype, args[2 * n].dtype))
+                            for x in args[:n]])
+rule_jj_p.def_abstract_eval(lambda *args, rule, n, shape, dtype: jax.core.ShapedArray(shape, dtype))
+mlir.register_lowering(rule_hvp_p, mlir.lower_fun(_hvp_impl, multiple_results=True))
+mlir.register_lowering(rule_jj_p, mlir.lower_fun(_jj_impl, multiple_results=False))
+
+
+def _undefined(a):
+    return ad.is_undefined_primal(a)
+
+
+def _aval_of(a):
+    return a.aval if _undefined(a) else a
+
+
+def _hvp_transpose(cts, *args, rule, n):
+    xs, ts, ct = args[:n], args[n:2 * n], args[2 * n]
+    cts = [_instantiate(c, _aval_of(x)) for c, x in zip(cts, xs)]
+    out = [None] * (2 * n + 1)
+    if any(_undefined(t) for t in ts):  # transpose in ts: M_ct is symmetric
+        res = rule_hvp_p.bind(*xs, *cts, ct, rule=rule, n=n)
+        out[n:2 * n] = [r if _undefined(t) else None for r, t in zip(res, ts)]
+    if _undefined(ct):  # transpose in ct: <cts, M_ct ts> = D2f[ts, cts] . ct
+        a = ct.aval
+        out[2 * n] = rule_jj_p.bind(*xs, *ts, *cts, rule=rule, n=n, shape=a.shape, dtype=a.dtype)
+    return out
+
+
+def _jj_transpose(ct, *args, rule, n, shape, dtype):
+    xs, ts, dxs = args[:n], args[n:2 * n], args[2 * n:]
+    ct = _instantiate(ct, jax.core.ShapedArray(shape, dtype))
+    out = [None] * (3 * n)
+    for first, (own, other) in enumerate(((ts, dxs), (dxs, ts))):
+        if any(_undefined(a) for a in own):
+            res = rule_hvp_p.bind(*xs, *other, ct, rule=rule, n=n)
+            base = n * (first + 1)
+            for k, (r, a) in enumerate(zip(res, own)):
+                out[base + k] = r if _undefined(a) else None
+    return out
+
+
+ad.primitive_transposes[rule_hvp_p] = _hvp_transpose
+ad.primitive_transposes[rule_jj_p] = _jj_transpose
+
+
+def _third_order(rule):
+    from diffinterface._errors import UnsupportedOperationError
+
+    return UnsupportedOperationError(
+        f"third-order derivatives through custom_rule {rule.name} are not supported: its "
+        "second-order terms (def_hvp or finite differences of the rules) are not differentiated again"
+    )
+
+
+def _hvp_jvp(primals, tangents, *, rule, n):
+    xs, ts, ct = primals[:n], primals[n:2 * n], primals[2 * n]
+    if any(type(d) is not ad.Zero for d in tangents[:n]):
+        raise _third_order(rule)
+    outs = rule_hvp_p.bind(*primals, rule=rule, n=n)
+    dts, dct = tangents[n:2 * n], tangents[2 * n]
+    tans = None
+    if any(type(d) is not ad.Zero for d in dts):
+        tans = rule_hvp_p.bind(*xs, *[_instantiate(d, t) for d, t in zip(dts, ts)], ct, rule=rule, n=n)
+    if type(dct) is not ad.Zero:
+        more = rule_hvp_p.bind(*xs, *ts, dct, rule=rule, n=n)
+        tans = more if tans is None else [a + b for a, b in zip(tans, more)]
+    if tans is None:
+        return outs, [ad.Zero.from_primal_value(o) for o in outs]
+    return outs, tans
+
+
+def _jj_jvp(primals, tangents, *, rule, n, shape, dtype):
+    xs, ts, dxs = primals[:n], primals[n:2 * n], primals[2 * n:]
+    if any(type(d) is not ad.Zero for d in tangents[:n]):
+        raise _third_order(rule)
+    params = dict(rule=rule, n=n, shape=shape, dtype=dtype)
+    out = rule_jj_p.bind(*primals, **params)
+    tan = None
+    for k, own in ((1, ts), (2, dxs)):
+        d = tangents[k * n:(k + 1) * n]
+        if any(type(e) is not ad.Zero for e in d):
+            d = [_instantiate(e, a) for e, a in zip(d, own)]
+            args = [*xs, *d, *dxs] if k == 1 else [*xs, *ts, *d]
+            more = rule_jj_p.bind(*args, **params)
+            tan = more if tan is None else tan + more
+    return out, (ad.Zero.from_primal_value(out) if tan is None else tan)
+
+
+ad.primitive_jvps[rule_hvp_p] = _hvp_jvp
+ad.primitive_jvps[rule_jj_p] = _jj_jvp
+
+
 def _second(rule, kind, xs, y, lin, dxs):
-    """The derivative along dxs of a linear rule at xs (a non-differentiable callback)."""
+    """The derivative along dxs of a linear rule (its tangent argument(s) ``lin``) at xs."""
     n = len(xs)
     if kind == "jvp":
-        aval = _struct(y.shape, y.dtype)
-        fn = lambda *a: rule.jvp_of_jvp(a[:n], a[n:2 * n], a[2 * n:])  # noqa: E731
-        return _callback(rule, "jvp_of_jvp", fn, aval, *xs, *lin, *dxs)
-    avals = tuple(_struct(x.shape, _float_dtype(x, y)) for x in xs)
-    fn = lambda *a: rule.hvp(a[:n], a[n + 1:], a[n])  # noqa: E731
-    return list(_callback(rule, "hvp", fn, avals, *xs, lin[0], *dxs))
+        return rule_jj_p.bind(*xs, *lin, *dxs, rule=rule, n=n, shape=tuple(y.shape), dtype=np.dtype(y.dtype))
+    return rule_hvp_p.bind(*xs, *dxs, lin[0], rule=rule, n=n)
 
 
 def _jvp_jvp(primals, tangents, *, rule, n):
@@ -195,6 +308,8 @@ def _batcher(prim):
 
 batching.primitive_batchers[rule_jvp_p] = _batcher(rule_jvp_p)
 batching.primitive_batchers[rule_vjp_p] = _batcher(rule_vjp_p)
+batching.primitive_batchers[rule_hvp_p] = _batcher(rule_hvp_p)
+batching.primitive_batchers[rule_jj_p] = _batcher(rule_jj_p)
 
 
 # --- the primal ---------------------------------------------------------------
