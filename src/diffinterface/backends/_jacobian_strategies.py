@@ -214,10 +214,7 @@ class TorchKeptGraph(Strategy):
         if not y.requires_grad:  # f does not depend on x
             shape = (w.shape[0],) + tuple(leaf.shape) if batched else leaf.shape
             return torch.zeros(shape, dtype=leaf.dtype, device=leaf.device)
-        w = w.to(y.dtype)
-        if batched:
-            return torch.stack([torch.autograd.grad(y, leaf, c, retain_graph=True)[0] for c in w])
-        return torch.autograd.grad(y, leaf, w, retain_graph=True)[0]
+        return _grad_through(state, y, leaf, w.to(y.dtype), batched)
 
 
 class TorchDoubleBackward(TorchKeptGraph):
@@ -242,11 +239,22 @@ class TorchDoubleBackward(TorchKeptGraph):
             y = state["value"]
             shape = (t.shape[0],) + tuple(y.shape) if batched else y.shape
             return torch.zeros(shape, dtype=y.dtype, device=y.device)
-        gu, u = state["gu"], state["u"]
-        t = t.to(gu.dtype)
-        if batched:
-            return torch.stack([torch.autograd.grad(gu, u, s, retain_graph=True)[0] for s in t])
-        return torch.autograd.grad(gu, u, t, retain_graph=True)[0]
+        return _grad_through(state, state["gu"], state["u"], t.to(state["gu"].dtype), batched)
+
+
+def _grad_through(state, out, inp, seeds, batched):
+    """Backward of ``out`` w.r.t. ``inp`` along ``seeds`` through the kept graph; a block
+    uses ``is_grads_batched`` (vmap over the backward), or a loop where vmap fails."""
+    import torch
+
+    if not batched:
+        return torch.autograd.grad(out, inp, seeds, retain_graph=True)[0]
+    if state.get("batched_grad", True):
+        try:
+            return torch.autograd.grad(out, inp, seeds, retain_graph=True, is_grads_batched=True)[0]
+        except RuntimeError:
+            state["batched_grad"] = False
+    return torch.stack([torch.autograd.grad(out, inp, s, retain_graph=True)[0] for s in seeds])
 
 
 # --------------------------------------------------------------------- autograd
