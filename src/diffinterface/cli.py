@@ -62,7 +62,32 @@ def doctor() -> int:
              if r.matrix().get(op) not in ("ok", None)}
     for (op, b), detail in notes.items():
         print(f"  {op} / {b}: {detail}")
-    return 0 if all(r.ok for r in reports) else 1
+    print()
+    pairs_ok = _pair_matrix()
+    return 0 if all(r.ok for r in reports) and pairs_ok else 1
+
+
+def _pair_matrix() -> bool:
+    """SecondOrder(outer, inner) for every pair of installed engines, on one scenario."""
+    import diffinterface as di
+    from diffinterface.testing import check_backend, default_scenarios
+    from diffinterface.testing._check import SECOND_ORDER
+
+    firsts = [b for b in installed_backends() if not (isinstance(b, di.AutoFiniteDiff) and b.method == "complex")]
+    scenario = [s for s in default_scenarios() if s.name == "vector->scalar"]
+    rows, ok = [], True
+    for outer in firsts:
+        row = [repr(outer)]
+        for inner in firsts:
+            report = check_backend(di.SecondOrder(outer, inner), scenarios=scenario, operators=SECOND_ORDER)
+            status = set(report.counts())
+            ok &= report.ok
+            row.append("ok" if status == {"ok"} else "/".join(sorted(status)))
+        rows.append(row)
+    print(format_table(["outer \\ inner"] + [repr(b) for b in firsts], rows,
+                       title="Second-order pairs SecondOrder(outer, inner): hvp, hessian (vector->scalar scenario)"))
+    print("  'not supported' pairs raise UnsupportedOperationError naming a pair that works.")
+    return ok
 
 
 def _demo_first_order() -> None:
