@@ -85,6 +85,8 @@ def _backends():
 BACKENDS = _backends()
 ids = lambda b: repr(b).replace(" ", "")  # noqa: E731
 AD_BACKENDS = [b for b in BACKENDS if not isinstance(b, di.AutoFiniteDiff)]
+# second-order operators use the backend's default pair, the same for both modes
+SECOND_ORDER = [b for b in BACKENDS if getattr(b, "mode", "reverse") == "reverse" or isinstance(b, di.AutoFiniteDiff)]
 X = np.array([0.3, -1.2, 0.8, 2.0])
 V = np.array([1.0, 0.5, -2.0, 0.25])
 
@@ -118,7 +120,7 @@ def test_jacobian_two_arguments_and_derived_rules(backend):
                                **_tol(backend))
 
 
-@pytest.mark.parametrize("backend", BACKENDS, ids=ids)
+@pytest.mark.parametrize("backend", SECOND_ORDER, ids=ids)
 def test_hvp_and_hessian(backend):
     xp = _xp(backend)
     f = lambda x: sumsq(xp.sin(x)) + xp.sum(mul(x, x) * x)  # noqa: E731
@@ -139,7 +141,7 @@ quartic.calls = []
 quartic.def_hvp(lambda p, t, g: (quartic.calls.append(1) or 12 * p[0] ** 2 * t[0] * g,))
 
 
-@pytest.mark.parametrize("backend", AD_BACKENDS, ids=ids)
+@pytest.mark.parametrize("backend", [b for b in SECOND_ORDER if b in AD_BACKENDS], ids=ids)
 def test_declared_hvp(backend):
     quartic.calls.clear()
     hv = np.asarray(di.hvp(quartic, backend, X, V))

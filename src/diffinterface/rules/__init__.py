@@ -57,11 +57,21 @@ is at most ``derive_limit`` calls (default 64); otherwise an
 :class:`~diffinterface.UnsupportedOperationError` names the missing
 ``def_*``.
 
+Second order: every engine differentiates the rules once more (the
+``def_hvp`` rule, or central differences of the VJP/JVP rules), so
+forward-over-reverse and reverse-over-reverse Hessian-vector products,
+``jax.hessian``, ``torch.func.hessian`` and autograd's ``hessian`` work; a
+third derivative through a rule raises ``UnsupportedOperationError``.
+
 Mutation safety: every rule receives snapshots: the primal inputs and output
 are copied when the function is called, so code that overwrites its inputs
 afterwards (``s = sumsq(x); x[:] = 0; return s``) still gets the derivative
 at the original ``x``.  With torch, overwriting a leaf that requires grad is
-an error in torch itself; overwriting a clone or an intermediate works.
+an error in torch itself; overwriting a clone or an intermediate works (the
+snapshots are extra outputs of the ``autograd.Function``, so double backward
+still reaches ``x``).  JAX arrays and autograd's boxes cannot be overwritten.
+Under finite differences ``f`` itself must not overwrite the ``x`` it is
+given if that is the caller's array (the engine evaluates ``f`` there).
 
 Imports of JAX, torch and autograd happen only when the rule meets their
 arrays: ``import diffinterface.rules`` needs NumPy and SciPy alone.
@@ -367,8 +377,6 @@ class CustomRule:
 
     def pattern_node(self, trace, nodes, shapes, out_shape):
         """The output's dependency node in a detection ``trace`` (shared algebra)."""
-        from diffinterface.sparse.detection._algebra import UnknownOperationWarning  # noqa: F401
-
         m = int(np.prod(out_shape, dtype=np.int64))
         blocks = self.pattern_blocks(shapes, m)
         if blocks is None:

@@ -7,9 +7,11 @@
 * its tangent is ``rule_jvp`` (a JAX primitive, linear in the tangents) whose
   transpose is ``rule_vjp`` (linear in the cotangent) and vice versa, so
   ``jax.jvp`` *and* ``jax.grad`` work on the same function;
-* each primitive has a JVP in its nonlinear (primal) arguments, computed by the
-  ``def_hvp`` rule or central differences of the rules: forward-over-reverse
-  (``jax.jvp(jax.grad(f))``) and ``jax.hessian`` work;
+* each primitive has a JVP in its nonlinear (primal) arguments: the bilinear
+  primitives ``rule_hvp`` (the ``def_hvp`` rule or central differences of the
+  VJP rule) and ``rule_jj`` (differences of the JVP rule), transposes of each
+  other, so forward-over-reverse, reverse-over-reverse and ``jax.hessian``
+  work; a third derivative raises ``UnsupportedOperationError``;
 * batching: a ``lax.map`` over the batch (sequential), keeping the primitives
   visible to later transforms.
 """
