@@ -251,7 +251,7 @@ class JacobianOperator:
         shape = tuple(np.shape(v))
         native = self._engine.to_native(np.asarray(v) if self._kind in (NUMPY, SCALAR) else v)
         if shape == (size,):
-            return native.reshape(inner), None
+            return (native if inner == shape else native.reshape(inner)), None
         if len(shape) == 2 and shape[0] == size:
             return native.T.reshape((shape[1],) + inner), shape[1]
         raise InvalidInputError(
@@ -260,7 +260,10 @@ class JacobianOperator:
         )
 
     def _finish(self, result: Any, size: int, k: int | None) -> Any:
-        out = result.reshape((size,)) if k is None else result.reshape((k, size)).T
+        if k is None:
+            out = result if tuple(result.shape) == (size,) else result.reshape((size,))
+        else:
+            out = (result if tuple(result.shape) == (k, size) else result.reshape((k, size))).T
         return np.asarray(out) if self._kind in (NUMPY, SCALAR) else out
 
     # --- products -------------------------------------------------------------
