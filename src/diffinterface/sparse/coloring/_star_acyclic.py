@@ -65,13 +65,20 @@ def _hash_put(key, val, ht):
 
 
 @_inline
-def _ent_add(w, b, val, ptr, cnt, tab, ht, n_keys):
-    base = ptr[w]
-    deg = ptr[w + 1] - base
-    s = base + cnt[w]
+def _append(w, b, val, ptr, cnt, tab):
+    """Add (b, val) to w's list; returns its slot."""
+    s = ptr[w] + cnt[w]
     tab[0, s] = b
     tab[1, s] = val
     cnt[w] += 1
+    return s
+
+
+@_inline
+def _ent_add(w, b, val, ptr, cnt, tab, ht, n_keys):
+    base = ptr[w]
+    deg = ptr[w + 1] - base
+    s = _append(w, b, val, ptr, cnt, tab)
     if b < deg:
         tab[2, base + b] = s
     elif cnt[w] > _SMALL + 1:
@@ -111,12 +118,44 @@ def _forbid(b, v, forbid, nforb):
 
 
 @_inline
-def _forbid_entries(q, v, ptr, cnt, tab, forbid, nforb):
-    """Forbid for v the colors of all the colored neighbors of q."""
-    base = ptr[q]
-    for s in range(base, base + cnt[q]):
+def _open_colors(v, forbid, ncolors, buf):
+    """The colors below ncolors not forbidden for v, into buf; returns their count."""
+    k = 0
+    for c in range(ncolors):
+        if forbid[c] != v:
+            buf[k] = c
+            k += 1
+    return k
+
+
+@_inline
+def _forbid_entries(q, v, ptr, cnt, tab, ht, n_keys, forbid, nforb, buf, nopen):
+    """Forbid for v the colors of all the colored neighbors of q.
+
+    Walks q's entries, or, when fewer colors are still open for v (``nopen``
+    >= 0, the open colors in ``buf``), looks each open color up in q's table.
+    """
+    if 0 <= nopen < cnt[q]:
+        for t in range(nopen):
+            b = buf[t]
+            if forbid[b] != v and _ent_find(q, b, ptr, cnt, tab, ht, n_keys) >= 0:
+                forbid[b] = v
+                nforb += 1
+        return nforb
+    for s in range(ptr[q], ptr[q] + cnt[q]):
         nforb = _forbid(tab[0, s], v, forbid, nforb)
     return nforb
+
+
+@_inline
+def _few_open(v, deg, nforb, ncolors, forbid, buf):
+    """Open colors of v in buf when they are few next to v's degree, else -1.
+
+    Listing them costs O(ncolors) = O(deg) then; near-dense rows need it.
+    """
+    if 4 * (ncolors - nforb) < deg:
+        return _open_colors(v, forbid, ncolors, buf)
+    return -1
 
 
 @_inline
@@ -143,26 +182,32 @@ def _assign_first_free(v, forbid, color):
 def star_coloring(n, ptr, idx, order, hash_cap):
     """Star coloring (distance-1 coloring with no 2-colored path on 4 vertices).
 
-    ``ptr, idx``: adjacency without diagonal.  Cost O(|E| * colors) at worst.
-    Once every color in use is forbidden for v (dense rows), the star checks
-    are skipped: they could only forbid colors again.
+    ``ptr, idx``: adjacency without diagonal.  Each vertex also lists the
+    stars in which it is a spoke (with the hub's color): those are the only
+    colors a neighbor w makes v avoid when w is met once.  Once every color
+    in use is forbidden for v (dense rows), the checks stop.
     """
     color = np.full(n, -1, np.int64)
     forbid = np.full(n + 1, -1, np.int64)
     treated = np.full(n, -1, np.int64)
+    buf = np.empty(n + 1, np.int64)
     fn_v = np.full(n + 1, -1, np.int64)  # first neighbor of each color met from v
     fn_w = np.full(n + 1, -1, np.int64)
     own_v = np.full(n + 1, -1, np.int64)  # star of (v, color) made while updating v
     own_s = np.full(n + 1, -1, np.int64)
+    n_max = idx.size // 2 + 1
     nstars = 0
-    hub = np.empty(idx.size // 2 + 1, np.int64)  # hub of each star, -1 while it is one edge
+    hub = np.empty(n_max, np.int64)  # hub of each star, -1 while it is one edge
+    ends = np.empty((2, n_max), np.int64)  # the two vertices of a one-edge star
     cnt, tab, ht = _new_tables(n, idx.size, hash_cap)
+    spk_cnt, spk, _ = _new_tables(n, idx.size, 1)  # (hub color, star) where a spoke
     n_keys = n + 1
     ncolors = 0
     for t in range(n):
         v = order[t]
         nforb = _stamp_neighbor_colors(v, ptr, idx, color, forbid)
         if nforb < ncolors:
+            nopen = _few_open(v, ptr[v + 1] - ptr[v], nforb, ncolors, forbid, buf)
             for k in range(ptr[v], ptr[v + 1]):
                 w = idx[k]
                 a = color[w]
@@ -172,18 +217,18 @@ def star_coloring(n, ptr, idx, order, hash_cap):
                     # v has two neighbors w, q of color a: v is the hub of their star
                     q = fn_w[a]
                     if treated[q] != v:
-                        nforb = _forbid_entries(q, v, ptr, cnt, tab, forbid, nforb)
+                        nforb = _forbid_entries(q, v, ptr, cnt, tab, ht, n_keys, forbid, nforb,
+                                                buf, nopen)
                         treated[q] = v
-                    nforb = _forbid_entries(w, v, ptr, cnt, tab, forbid, nforb)
+                    nforb = _forbid_entries(w, v, ptr, cnt, tab, ht, n_keys, forbid, nforb,
+                                            buf, nopen)
                     treated[w] = v
                 else:
                     fn_v[a] = v
                     fn_w[a] = w
-                    # w is a spoke of stars whose hubs x have colors to forbid
-                    for s in range(ptr[w], ptr[w] + cnt[w]):
-                        h = hub[tab[1, s]]
-                        if h >= 0 and h != w:
-                            nforb = _forbid(tab[0, s], v, forbid, nforb)
+                    # w is a spoke of stars whose hubs have colors to forbid
+                    for s in range(ptr[w], ptr[w] + spk_cnt[w]):
+                        nforb = _forbid(spk[0, s], v, forbid, nforb)
                 if nforb >= ncolors:
                     break
         c = _assign_first_free(v, forbid, color)
@@ -197,21 +242,31 @@ def star_coloring(n, ptr, idx, order, hash_cap):
                 continue
             s = -1 if fresh else _ent_find(w, c, ptr, cnt, tab, ht, n_keys)
             if s >= 0:
-                # w already has a neighbor of color c: w is the hub
+                # w already has a neighbor of color c: w is the hub, v a spoke
                 st = tab[1, s]
+                if hub[st] < 0:
+                    x = ends[0, st] if ends[1, st] == w else ends[1, st]
+                    _append(x, a, st, ptr, spk_cnt, spk)
                 hub[st] = w
+                _append(v, a, st, ptr, spk_cnt, spk)
                 _ent_add(v, a, st, ptr, cnt, tab, ht, n_keys)
                 own_v[a] = v
                 own_s[a] = st
                 continue
             if own_v[a] == v:
-                # v already has a neighbor of color a: v is the hub
+                # v already has a neighbor q of color a: v is the hub, w a spoke
                 st = own_s[a]
+                if hub[st] < 0:
+                    q = ends[0, st] if ends[1, st] == v else ends[1, st]
+                    _append(q, c, st, ptr, spk_cnt, spk)
                 hub[st] = v
+                _append(w, c, st, ptr, spk_cnt, spk)
             else:
                 st = nstars
                 nstars += 1
                 hub[st] = -1
+                ends[0, st] = v
+                ends[1, st] = w
                 _ent_add(v, a, st, ptr, cnt, tab, ht, n_keys)
                 own_v[a] = v
                 own_s[a] = st
@@ -244,6 +299,8 @@ def acyclic_coloring(n, ptr, idx, order, hash_cap):
     """
     color = np.full(n, -1, np.int64)
     forbid = np.full(n + 1, -1, np.int64)
+    buf = np.empty(n + 1, np.int64)
+    mult = np.zeros(n + 1, np.int64)  # how many neighbors of v have each color
     n_edges = idx.size // 2 + 1
     parent = np.empty(n_edges, np.int64)
     visit_v = np.full(n_edges, -1, np.int64)
@@ -255,15 +312,34 @@ def acyclic_coloring(n, ptr, idx, order, hash_cap):
     n_keys = n + 1
     ncolors = 0
     for v in order:
-        nforb = _stamp_neighbor_colors(v, ptr, idx, color, forbid)
+        nforb = 0
+        for k in range(ptr[v], ptr[v + 1]):
+            cw = color[idx[k]]
+            if cw >= 0:
+                if forbid[cw] != v:
+                    forbid[cw] = v
+                    nforb += 1
+                    mult[cw] = 0
+                mult[cw] += 1
         if nforb < ncolors:
+            nopen = _few_open(v, ptr[v + 1] - ptr[v], nforb, ncolors, forbid, buf)
             for k in range(ptr[v], ptr[v + 1]):
                 w = idx[k]
-                if color[w] < 0:
+                # a tree reached twice from v holds two neighbors of v of one color:
+                # a neighbor alone in its color cannot close a cycle
+                if color[w] < 0 or mult[color[w]] < 2:
                     continue
-                for s in range(ptr[w], ptr[w] + cnt[w]):
-                    b = tab[0, s]
-                    if forbid[b] == v:
+                # the trees holding w's edges to open colors: look the open colors
+                # up when they are fewer than w's entries, else walk the entries
+                by_lookup = 0 <= nopen < cnt[w]
+                for t in range(nopen if by_lookup else cnt[w]):
+                    if by_lookup:
+                        b = buf[t]
+                        s = _ent_find(w, b, ptr, cnt, tab, ht, n_keys) if forbid[b] != v else -1
+                    else:
+                        s = ptr[w] + t
+                        b = tab[0, s]
+                    if s < 0 or forbid[b] == v:
                         continue
                     r = _find(parent, tab[1, s])
                     if visit_v[r] != v:
