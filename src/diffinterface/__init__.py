@@ -59,6 +59,8 @@ from diffinterface.operators.second_order import (
 )
 from diffinterface.linear_operators import HessianOperator, hessian_operator
 from diffinterface.prep import Prep
+from diffinterface.rules import custom_rule
+from diffinterface.tree import flatten_jacobian
 from diffinterface.scipy_adapters import scipy_objective
 from diffinterface.sparse._autosparse import (
     AutoSparse,
@@ -86,7 +88,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AbstractBackend", "AutoAutograd", "AutoFiniteDiff", "AutoJAX", "AutoTorch", "SecondOrder",
-    "Cache", "Constant", "Prep",
+    "Cache", "Constant", "Prep", "flatten_jacobian", "custom_rule",
     "DifferentiationError", "EngineNotInstalledError", "InvalidInputError",
     "PreparationMismatchError", "UnsupportedOperationError", "WrongEngineError",
     "derivative", "value_and_derivative", "prepare_derivative",

@@ -22,7 +22,9 @@ How the state at one x is cached, per engine:
   fresh gradient-and-HVP evaluation of the pair.
 
 A pytree or n-d ``x`` is seen as its flattened vector: ``H.shape == (n, n)``
-with ``n = x.size``, and ``H @ v`` takes and returns flat vectors.
+with ``n = x.size``, and ``H @ v`` takes and returns flat vectors;
+``H.ravel(tree)`` and ``H.unravel(v)`` convert between the two, and
+``H.gradient`` has the structure of x.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, de
 from diffinterface._errors import InvalidInputError, PreparationMismatchError
 from diffinterface.backends import Example
 from diffinterface.contexts import unwrap_contexts
+from diffinterface.tree import is_tree, tree_spec
 
 __all__ = ["HessianOperator", "hessian_operator", "RecomputeStrategy"]
 
@@ -112,6 +115,14 @@ class HessianOperator:
         engine = get_second_order_engine(backend)
         self._engine = engine
         self._f = f
+        self._spec = None
+        if is_tree(x):  # a pytree x: the operator acts on its flat vector
+            from diffinterface.prep import flat_function
+
+            self._spec = tree_spec(x)
+            x = self._spec.ravel(x)
+            f = flat_function(self._f, self._spec, tree_output=False)
+        self._f_engine = f
         self.backend = backend
         self._kind = check_differentiable("x", x, engine.accepts, engine.display)
         self._sig = signature(x)
@@ -132,7 +143,7 @@ class HessianOperator:
         self.shape = (self.n, self.n)
         self.dtype = np.dtype(str(xn.dtype).replace("torch.", ""))
         ex = Example(self._x_shape, xn.dtype, y_shape, y_dtype, 1)
-        self._strategies = engine.hessian_operator_strategies(f, ex)
+        self._strategies = engine.hessian_operator_strategies(self._f_engine, ex)
         self._costs = self._measure(xn) if len(self._strategies) > 1 else None
         self._expected_products = 1
         self._products_here = 0
@@ -185,8 +196,18 @@ class HessianOperator:
         return self._strategies[self._strategy], self._state
 
     # --- the public operator interface -------------------------------------
+    def ravel(self, tree: Any) -> Any:
+        """A pytree shaped like x as the flat vector the operator acts on."""
+        return tree if self._spec is None else self._spec.ravel(tree)
+
+    def unravel(self, v: Any) -> Any:
+        """A flat vector (a product ``H @ v``, say) as a pytree shaped like x."""
+        return v if self._spec is None else self._spec.unravel(v)
+
     def update(self, x: Any, *contexts: Any) -> "HessianOperator":
         """Move to a new point (same type, shape and dtype); returns ``self``."""
+        if self._spec is not None:
+            x = self._spec.ravel(x)
         sig = signature(x)
         if sig != self._sig:
             raise PreparationMismatchError(
@@ -226,8 +247,10 @@ class HessianOperator:
         strategy, state = self._ensure_state(0)
         _, g = strategy.value_and_gradient(state)
         if self._kind in (NUMPY, SCALAR):
-            return np.array(g, dtype=self.dtype).reshape(self._x_shape)
-        return self._engine.copy_native(g).reshape(self._x_shape)
+            g = np.array(g, dtype=self.dtype).reshape(self._x_shape)
+        else:
+            g = self._engine.copy_native(g).reshape(self._x_shape)
+        return self.unravel(g)
 
     def _out(self, result: Any, shape: tuple) -> Any:
         if self._kind in (NUMPY, SCALAR):
@@ -297,8 +320,8 @@ class HessianOperator:
             from diffinterface.operators.second_order import hessian, prepare_hessian
 
             if self._sparse_prep is None:
-                self._sparse_prep = prepare_hessian(self._f, self.backend, x, *self._contexts)
-            return hessian(self._f, self.backend, x, *self._contexts, prep=self._sparse_prep)
+                self._sparse_prep = prepare_hessian(self._f_engine, self.backend, x, *self._contexts)
+            return hessian(self._f_engine, self.backend, x, *self._contexts, prep=self._sparse_prep)
         from diffinterface.sparse._autosparse import to_sparse_like
 
         return to_sparse_like(self.todense() if self._kind in (NUMPY, SCALAR) else self._native_dense(), self._kind)

@@ -18,6 +18,7 @@ from diffinterface._arrays import check_differentiable, describe_signature, sign
 from diffinterface._errors import InvalidInputError, PreparationMismatchError
 from diffinterface.backends import Example, get_engine
 from diffinterface.contexts import unwrap_contexts
+from diffinterface.tree import is_tree, ravel_leaves, tree_spec
 
 __all__ = ["Prep", "prepare", "context_kinds"]
 
@@ -35,7 +36,7 @@ class Prep:
 
     __slots__ = (
         "family", "f", "backend", "engine", "x_sig", "x_kind", "ctx_kinds",
-        "seed_info", "example", "compiled", "_fns", "__weakref__",
+        "seed_info", "example", "compiled", "_fns", "f_engine", "x_spec", "y_spec", "__weakref__",
     )
 
     def __init__(self, family, f, backend, engine, x_sig, x_kind, ctx_kinds, seed_info, example, compiled):
@@ -50,6 +51,9 @@ class Prep:
         self.example = example
         self.compiled = compiled
         self._fns: dict[str, Callable] = {}
+        self.f_engine = f  # what the engine differentiates (the flat version for pytrees)
+        self.x_spec = None  # TreeSpec of a pytree x, else None
+        self.y_spec = None
 
     def __repr__(self) -> str:
         return (
@@ -61,7 +65,7 @@ class Prep:
         """The engine callable for ``op``, built on first use."""
         fn = self._fns.get(op)
         if fn is None:
-            fn = getattr(self.engine, "build_" + op)(self.f, self.example, self.compiled)
+            fn = getattr(self.engine, "build_" + op)(self.f_engine, self.example, self.compiled)
             self._fns[op] = fn
         return fn
 
@@ -70,7 +74,7 @@ class Prep:
             f is self.f
             and family == self.family
             and (backend is self.backend or backend == self.backend)
-            and signature(x) == self.x_sig
+            and _signature_of(x, self.x_spec) == self.x_sig
             and (not contexts and not self.ctx_kinds or context_kinds(contexts) == self.ctx_kinds)
         )
 
@@ -82,11 +86,14 @@ class Prep:
             problems.append(f"f: the prep was made for {_name(self.f)}, this call passes {_name(f)}")
         if not (backend is self.backend or backend == self.backend):
             problems.append(f"backend: prepared with {self.backend!r}, called with {backend!r}")
-        sig = signature(x)
+        sig = _signature_of(x, self.x_spec)
         if sig != self.x_sig:
-            problems.append(
-                f"x: prepared for {describe_signature(self.x_sig)}, called with {describe_signature(sig)}"
-            )
+            if self.x_spec is not None or is_tree(x):
+                problems.append(f"x: prepared for the pytree {self.x_sig}, called with {sig}")
+            else:
+                problems.append(
+                    f"x: prepared for {describe_signature(self.x_sig)}, called with {describe_signature(sig)}"
+                )
         kinds = context_kinds(contexts)
         if kinds != self.ctx_kinds:
             problems.append(
@@ -100,6 +107,15 @@ class Prep:
             "this call does not match its prep; prepare again for the new arguments or fix:\n  "
             + "\n  ".join(problems)
         )
+
+
+def _signature_of(x: Any, spec: Any) -> tuple:
+    if spec is None and not is_tree(x):
+        return signature(x)
+    try:
+        return ("pytree",) + tree_spec(x).signature()
+    except (ValueError, TypeError):
+        return (type(x),)
 
 
 def _name(f: Callable) -> str:
@@ -118,6 +134,8 @@ def prepare(
     """Build a :class:`Prep` for ``family`` (an operator name without ``value_and_``)."""
     if not callable(f):
         raise InvalidInputError(f"f must be callable, got {type(f).__name__}")
+    if is_tree(x):
+        return _prepare_tree(family, f, backend, x, contexts, seeds, compiled)
     if getattr(backend, "dense_backend", None) is not None:
         from diffinterface.sparse._autosparse import sparse_engine
 
@@ -188,3 +206,46 @@ def _validate_family(family: str, backend: Any, x_shape: tuple, y_shape: tuple) 
             f"derivative needs a scalar x, but x has shape {x_shape}; use di.jacobian or "
             "di.pushforward for array inputs"
         )
+
+
+def flat_function(f: Callable, x_spec: Any, tree_output: bool) -> Callable:
+    """``f`` of a pytree as a function of its flat vector (and of a flat output)."""
+    unravel = x_spec.unravel
+    if not tree_output:
+        return lambda v, *ctx: f(unravel(v), *ctx)
+
+    def flat_f(v, *ctx):
+        y = f(unravel(v), *ctx)
+        return ravel_leaves(tree_spec(y).leaves(y))
+
+    return flat_f
+
+
+def _prepare_tree(family, f, backend, x, contexts, seeds, compiled) -> Prep:
+    if family in ("derivative", "second_derivative"):
+        raise InvalidInputError(f"{family} needs a scalar x, not a pytree; use gradient, jacobian or hessian")
+    try:
+        x_spec = tree_spec(x)
+    except ValueError as error:
+        raise InvalidInputError(f"x is a pytree with no array leaves: {error}") from error
+    kinds = {k for k in x_spec.kinds if k != "scalar"}
+    if len(kinds) > 1 or None in x_spec.kinds:
+        raise InvalidInputError(
+            f"x is a pytree whose leaves are {sorted(map(str, x_spec.kinds))}; all leaves must be "
+            "arrays of one library (or floats)"
+        )
+    x_flat = x_spec.ravel(x)
+    # the output structure, from one evaluation on the engine's own arrays
+    y = f(x_spec.unravel(get_engine(backend).to_native(x_flat)), *unwrap_contexts(contexts))
+    y_spec = tree_spec(y) if is_tree(y) else None
+    flat_seeds = None
+    if seeds is not None:
+        spec = x_spec if family in ("pushforward", "hvp") else y_spec
+        flat_seeds = tuple(spec.ravel(s) if spec is not None else s for s in seeds)
+    prep = prepare(family, flat_function(f, x_spec, y_spec is not None), backend, x_flat, contexts,
+                   flat_seeds, compiled)
+    prep.f_engine = prep.f
+    prep.f = f
+    prep.x_spec, prep.y_spec = x_spec, y_spec
+    prep.x_sig = ("pytree",) + x_spec.signature()
+    return prep

@@ -36,7 +36,7 @@ class FiniteDiffEngine(NumPyArrays, Engine):
 
     def output_info(self, f, x, ctx, compiled):
         try:
-            y = f(x, *ctx)
+            y = f(np.array(x), *ctx)  # a copy: f may overwrite its argument
         except (TypeError, RuntimeError, AttributeError) as error:
             translated = foreign_code_error(error, self.display, "NumPy", "numpy")
             if translated is not None:
@@ -56,7 +56,8 @@ class FiniteDiffEngine(NumPyArrays, Engine):
     def build_value_and_pushforward(self, f, ex, compiled):
         def value_and_pushforward(x, tangents, *ctx):
             g = lambda z: f(z, *ctx)
-            y = np.asarray(g(x))
+            x = np.array(x)  # f may overwrite its argument: never hand it the caller's array
+            y = np.asarray(g(x.copy()))
             scale = max(1.0, float(np.max(np.abs(x)))) if np.size(x) else 1.0
             results = []
             for t in tangents:
@@ -73,7 +74,8 @@ class FiniteDiffEngine(NumPyArrays, Engine):
     def build_value_and_jacobian(self, f, ex, compiled):
         def value_and_jacobian(x, *ctx):
             g = lambda z: f(z, *ctx)
-            y = np.asarray(g(x))
+            x = np.array(x)  # f may overwrite its argument: never hand it the caller's array
+            y = np.asarray(g(x.copy()))
             flat = np.asarray(x, dtype=np.result_type(x, np.float64)).reshape(-1)
             steps = self.rel_step * np.maximum(1.0, np.abs(flat))
             columns = np.empty((flat.size, y.size), dtype=np.result_type(y, flat))

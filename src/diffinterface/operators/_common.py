@@ -11,6 +11,7 @@ from diffinterface._arrays import NUMPY, SCALAR, to_like, write_out
 from diffinterface._errors import InvalidInputError, PreparationMismatchError
 from diffinterface.contexts import unwrap_contexts
 from diffinterface.prep import Prep, check_seed_shapes, prepare
+from diffinterface.tree import is_tree, nest_jacobian
 
 
 def value_like(y: Any, kind: str) -> Any:
@@ -46,6 +47,7 @@ def run(
     seeds: Any = None,
     seed_name: str = "",
     parts: tuple[str, ...] | None = None,
+    _checked: bool = False,
 ) -> Any:
     """Evaluate operator ``op`` (e.g. ``value_and_gradient``) of ``family``.
 
@@ -56,12 +58,14 @@ def run(
     """
     if parts is None:
         parts = ("value", "result") if op.startswith("value_and_") else ("result",)
+    if not _checked and ((prep is None and is_tree(x)) or (prep is not None and prep.x_spec is not None)):
+        return _run_tree(op, family, f, backend, x, contexts, prep, out, seeds, seed_name, parts)
     has_seeds = seed_name != ""
     if has_seeds:
         was_tuple, batch = as_seed_batch(seeds, seed_name)
     if prep is None:
         prep = prepare(family, f, backend, x, contexts, batch if has_seeds else None, compiled=False)
-    elif not prep.matches(family, f, backend, x, contexts):
+    elif not _checked and not prep.matches(family, f, backend, x, contexts):
         raise prep.mismatch(family, f, backend, x, contexts)
     engine = prep.engine
     ctx = unwrap_contexts(contexts) if contexts else ()
@@ -108,3 +112,48 @@ def _convert_result(result: Any, kind: str, single_seed: bool, has_seeds: bool, 
     if out is not None:
         result = write_out(out, result)
     return result
+
+
+def _run_tree(op, family, f, backend, x, contexts, prep, out, seeds, seed_name, parts):
+    """Pytree x (and/or y): flatten, run on the flat vector, rebuild the structures."""
+    if out is not None:
+        raise InvalidInputError("out= is not supported for pytree arguments; use the returned tree")
+    has_seeds = seed_name != ""
+    was_tuple, batch = as_seed_batch(seeds, seed_name) if has_seeds else (False, None)
+    if prep is None:
+        prep = prepare(family, f, backend, x, contexts, batch, compiled=False)
+    elif not prep.matches(family, f, backend, x, contexts):
+        raise prep.mismatch(family, f, backend, x, contexts)
+    x_spec, y_spec = prep.x_spec, prep.y_spec
+    flat_seeds = None
+    if has_seeds:
+        spec = x_spec if seed_name == "tx" else y_spec
+        flat = tuple(spec.ravel(s) if spec is not None else s for s in batch)
+        flat_seeds = flat if was_tuple else flat[0]
+    outputs = run(op, family, prep.f_engine, backend, x_spec.ravel(x), contexts, prep, None, flat_seeds, seed_name,
+                  parts, _checked=True)
+    outputs = outputs if len(parts) > 1 else (outputs,)
+    if getattr(prep.engine, "result_like", None) is not None:  # AutoSparse: 2-D on the flat vector
+        rebuild_result = lambda r: r
+    elif family == "jacobian":
+        m = int(np.prod(prep.example.y_shape))
+        rebuild_result = lambda r: nest_jacobian(r.reshape(m, x_spec.size), y_spec, prep.example.y_shape,
+                                                 x_spec, ())
+    elif family == "hessian":
+        rebuild_result = lambda r: nest_jacobian(r.reshape(x_spec.size, x_spec.size), x_spec, (), x_spec, ())
+    elif family == "pushforward":
+        rebuild_result = (lambda r: y_spec.unravel(r)) if y_spec is not None else (lambda r: r)
+    else:  # gradient, pullback, hvp: shaped like x
+        rebuild_result = x_spec.unravel
+    rebuilt = []
+    for part, output in zip(parts, outputs):
+        if part == "value":
+            rebuilt.append(y_spec.unravel(np.asarray(output) if np.ndim(output) == 0 else output)
+                           if y_spec is not None else output)
+        elif part == "array":
+            rebuilt.append(x_spec.unravel(output))
+        elif has_seeds and was_tuple:
+            rebuilt.append(tuple(rebuild_result(r) for r in output))
+        else:
+            rebuilt.append(rebuild_result(output))
+    return tuple(rebuilt) if len(parts) > 1 else rebuilt[0]
