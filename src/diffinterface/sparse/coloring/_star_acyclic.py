@@ -200,7 +200,8 @@ def star_coloring(n, ptr, idx, order, hash_cap):
     hub = np.empty(n_max, np.int64)  # hub of each star, -1 while it is one edge
     ends = np.empty((2, n_max), np.int64)  # the two vertices of a one-edge star
     cnt, tab, ht = _new_tables(n, idx.size, hash_cap)
-    spk_cnt, spk, _ = _new_tables(n, idx.size, 1)  # (hub color, star) where a spoke
+    spk_cnt = np.zeros(n, np.int64)  # per vertex: (hub color, star) where it is a spoke
+    spk = np.empty((2, idx.size), np.int64)
     n_keys = n + 1
     ncolors = 0
     for t in range(n):
