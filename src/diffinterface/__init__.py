@@ -29,6 +29,7 @@ from diffinterface.backends import (
     SecondOrder,
 )
 from diffinterface.contexts import Cache, Constant
+from diffinterface.inplace import InPlace
 from diffinterface.operators.first_order import (
     derivative,
     gradient,
@@ -58,6 +59,13 @@ from diffinterface.operators.second_order import (
     value_gradient_and_hessian,
 )
 from diffinterface.linear_operators import HessianOperator, hessian_operator
+from diffinterface.jacobian_operators import (
+    GaussNewtonOperator,
+    JacobianOperator,
+    gauss_newton_operator,
+    jacobian_operator,
+)
+from diffinterface._least_squares import scipy_least_squares
 from diffinterface.prep import Prep
 from diffinterface.rules import custom_rule
 from diffinterface.tree import flatten_jacobian
@@ -88,7 +96,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AbstractBackend", "AutoAutograd", "AutoFiniteDiff", "AutoJAX", "AutoTorch", "SecondOrder",
-    "Cache", "Constant", "Prep", "flatten_jacobian", "custom_rule",
+    "Cache", "Constant", "InPlace", "Prep", "flatten_jacobian", "custom_rule",
     "DifferentiationError", "EngineNotInstalledError", "InvalidInputError",
     "PreparationMismatchError", "UnsupportedOperationError", "WrongEngineError",
     "derivative", "value_and_derivative", "prepare_derivative",
@@ -100,6 +108,8 @@ __all__ = [
     "hvp", "gradient_and_hvp", "prepare_hvp",
     "hessian", "value_gradient_and_hessian", "prepare_hessian",
     "HessianOperator", "hessian_operator", "scipy_objective",
+    "JacobianOperator", "jacobian_operator", "GaussNewtonOperator", "gauss_newton_operator",
+    "scipy_least_squares",
     "ColoringResult", "GreedyColoringAlgorithm", "check_coloring", "coloring",
     "KnownSparsity", "TracerLocalSparsityDetector", "TracerSparsityDetector",
     "UnknownOperationWarning", "hessian_sparsity", "jacobian_sparsity",

@@ -130,7 +130,11 @@ def demo() -> int:
     converged = demo_newton()
     print("\n== Hessian-vector products at n = 100,000 (extended Rosenbrock) ==\n")
     demo_hvp_speed()
-    return 0 if converged else 1
+    from diffinterface._demo_least_squares import demo_least_squares
+
+    print("\n== Nonlinear least squares (scipy least_squares, trf + lsmr) with di.scipy_least_squares ==\n")
+    solved = demo_least_squares()
+    return 0 if converged and solved else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,20 @@ class Constant:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Cache:
-    """Scratch space ``f`` may overwrite; never differentiated."""
+    """Scratch space ``f`` may overwrite; never differentiated.
+
+    The engine hands ``f`` a fresh buffer of the right type at each call, shaped
+    like ``value``: complex for the complex step, a new tensor for torch (so a
+    kept autograd graph never sees it overwritten).  HIPS autograd cannot trace
+    writes into a buffer and refuses a Cache.
+
+    >>> import numpy as np, diffinterface as di
+    >>> def f(x, scratch):
+    ...     scratch[:] = x ** 2
+    ...     return np.sum(scratch)
+    >>> di.gradient(f, di.AutoFiniteDiff(method="complex"), np.ones(2), di.Cache(np.zeros(2)))
+    array([2., 2.])
+    """
 
     value: Any
 
@@ -37,8 +50,11 @@ class Cache:
 Context = Constant | Cache
 
 
-def unwrap_contexts(contexts: tuple) -> tuple:
-    """The raw values of ``contexts``, after checking each is a Constant or Cache."""
+def unwrap_contexts(contexts: tuple, engine: Any = None) -> tuple:
+    """The raw values of ``contexts``, after checking each is a Constant or Cache.
+
+    With an ``engine``, each Cache is replaced by the buffer the engine supplies.
+    """
     values = []
     for position, context in enumerate(contexts):
         if not isinstance(context, (Constant, Cache)):
@@ -47,5 +63,8 @@ def unwrap_contexts(contexts: tuple) -> tuple:
                 "arguments after x are contexts and must be wrapped: di.Constant(value) for "
                 "data f reads, di.Cache(buffer) for scratch space f overwrites"
             )
-        values.append(context.value)
+        if engine is not None and isinstance(context, Cache):
+            values.append(engine.cache_buffer(context.value))
+        else:
+            values.append(context.value)
     return tuple(values)

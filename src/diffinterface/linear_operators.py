@@ -128,7 +128,7 @@ class HessianOperator:
         self._sig = signature(x)
         self._ctx_kinds = tuple(type(c) for c in contexts)
         self._contexts = contexts
-        self._ctx = unwrap_contexts(contexts)
+        self._ctx = unwrap_contexts(contexts, engine)
         self._sparse_prep = None
         xn = engine.copy_native(engine.to_native(x))
         y_shape, y_dtype = engine.output_info(f, xn, self._ctx, True)
@@ -217,7 +217,7 @@ class HessianOperator:
         if contexts:
             if tuple(type(c) for c in contexts) != self._ctx_kinds:
                 raise PreparationMismatchError("contexts: update got other context kinds than the operator was built with")
-            self._ctx = unwrap_contexts(contexts)
+            self._ctx = unwrap_contexts(contexts, self._engine)
             self._contexts = contexts
         self._x = self._engine.copy_native(self._engine.to_native(x))
         if self._products_here:

@@ -18,6 +18,7 @@ from diffinterface._arrays import check_differentiable, describe_signature, sign
 from diffinterface._errors import InvalidInputError, PreparationMismatchError
 from diffinterface.backends import Example, get_engine
 from diffinterface.contexts import unwrap_contexts
+from diffinterface.inplace import InPlace
 from diffinterface.tree import is_tree, ravel_leaves, tree_spec
 
 __all__ = ["Prep", "prepare", "context_kinds"]
@@ -71,7 +72,7 @@ class Prep:
 
     def matches(self, family: str, f: Callable, backend: Any, x: Any, contexts: tuple) -> bool:
         return (
-            f is self.f
+            (f is self.f or (isinstance(f, InPlace) and f == self.f))
             and family == self.family
             and (backend is self.backend or backend == self.backend)
             and _signature_of(x, self.x_spec) == self.x_sig
@@ -82,7 +83,7 @@ class Prep:
         problems = []
         if family != self.family:
             problems.append(f"operator: the prep was made by prepare_{self.family}, not prepare_{family}")
-        if f is not self.f:
+        if not (f is self.f or (isinstance(f, InPlace) and f == self.f)):
             problems.append(f"f: the prep was made for {_name(self.f)}, this call passes {_name(f)}")
         if not (backend is self.backend or backend == self.backend):
             problems.append(f"backend: prepared with {self.backend!r}, called with {backend!r}")
@@ -132,7 +133,7 @@ def prepare(
     compiled: bool = True,
 ) -> Prep:
     """Build a :class:`Prep` for ``family`` (an operator name without ``value_and_``)."""
-    if not callable(f):
+    if not callable(f) and not isinstance(f, InPlace):
         raise InvalidInputError(f"f must be callable, got {type(f).__name__}")
     if is_tree(x):
         return _prepare_tree(family, f, backend, x, contexts, seeds, compiled)
@@ -147,11 +148,14 @@ def prepare(
     else:
         engine = get_engine(backend)
     kind = check_differentiable("x", x, engine.accepts, engine.display)
-    ctx = unwrap_contexts(contexts)
+    ctx = unwrap_contexts(contexts, engine)
+    f_engine = f
+    if isinstance(f, InPlace):
+        f_engine = f.out_of_place(family, backend)
     xn = engine.to_native(x)
     if compiled:
         xn = engine.copy_native(xn)
-    y_shape, y_dtype = engine.output_info(f, xn, ctx, compiled)
+    y_shape, y_dtype = engine.output_info(f_engine, xn, ctx, compiled)
     x_shape = tuple(getattr(xn, "shape", ()))
     _validate_family(family, backend, x_shape, y_shape)
     if seeds is not None:
@@ -163,6 +167,7 @@ def prepare(
     example = Example(x_shape, getattr(xn, "dtype", None), y_shape, y_dtype, batch)
     prep = Prep(family, f, backend, engine, signature(x), kind, context_kinds(contexts),
                 seeds_info(seeds), example, compiled)
+    prep.f_engine = f_engine
     if compiled and engine.compiles:
         native_seeds = () if seeds is None else (tuple(engine.to_native(s) for s in seeds),)
         prep.fn(family)(xn, *native_seeds, *ctx)

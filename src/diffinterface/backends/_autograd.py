@@ -18,7 +18,7 @@ from autograd.core import VJPNode
 from autograd.tracer import trace
 
 from diffinterface._arrays import NUMPY, SCALAR
-from diffinterface._errors import WrongEngineError
+from diffinterface._errors import UnsupportedOperationError, WrongEngineError
 from diffinterface.backends._engine import Engine
 from diffinterface.backends._foreign import foreign_code_error
 from diffinterface.backends._numpy_common import NumPyArrays, as_numpy_output
@@ -37,6 +37,12 @@ class AutogradEngine(NumPyArrays, Engine):
     accepts = (SCALAR, NUMPY)
     display = "AutoAutograd()"
     mode = "reverse"
+
+    def cache_buffer(self, value):
+        raise UnsupportedOperationError(
+            "AutoAutograd() cannot trace writes into a di.Cache buffer (autograd has no in-place "
+            "operations); use AutoTorch() or AutoFiniteDiff(), or compute without the buffer"
+        )
 
     def output_info(self, f, x, ctx, compiled):
         g = _bind(f, ctx)

@@ -58,6 +58,10 @@ class Engine:
         """A private copy, so a prep never aliases caller memory."""
         raise NotImplementedError
 
+    def cache_buffer(self, value: Any) -> Any:
+        """The scratch buffer ``f`` gets for a ``di.Cache(value)``."""
+        return value
+
     def output_info(self, f: Callable, x: Any, ctx: tuple, compiled: bool) -> tuple[tuple, Any]:
         """Shape and dtype of ``f(x, *ctx)``; raises WrongEngineError for foreign code."""
         raise NotImplementedError

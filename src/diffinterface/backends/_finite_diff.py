@@ -24,6 +24,11 @@ _DEFAULT_STEP = {
 }
 
 
+def _real_if_real_input(y, x):
+    """A complex Cache buffer makes f complex-valued; at a real x the value is real."""
+    return y.real if np.iscomplexobj(y) and not np.iscomplexobj(x) else y
+
+
 class FiniteDiffEngine(NumPyArrays, Engine):
     accepts = (SCALAR, NUMPY)
     display = "AutoFiniteDiff()"
@@ -34,6 +39,10 @@ class FiniteDiffEngine(NumPyArrays, Engine):
         self.method = backend.method
         self.rel_step = backend.rel_step or _DEFAULT_STEP[backend.method]
 
+    def cache_buffer(self, value):
+        dtype = np.result_type(value, complex) if self.method == "complex" else np.result_type(value, float)
+        return np.zeros(np.shape(value), dtype=dtype)
+
     def output_info(self, f, x, ctx, compiled):
         try:
             y = f(np.array(x), *ctx)  # a copy: f may overwrite its argument
@@ -42,7 +51,7 @@ class FiniteDiffEngine(NumPyArrays, Engine):
             if translated is not None:
                 raise translated from error
             raise
-        y = as_numpy_output(y, self.display)
+        y = _real_if_real_input(as_numpy_output(y, self.display), x)
         return tuple(y.shape), y.dtype
 
     def _difference(self, g, x, y, direction, h):
@@ -57,7 +66,7 @@ class FiniteDiffEngine(NumPyArrays, Engine):
         def value_and_pushforward(x, tangents, *ctx):
             g = lambda z: f(z, *ctx)
             x = np.array(x)  # f may overwrite its argument: never hand it the caller's array
-            y = np.asarray(g(x.copy()))
+            y = _real_if_real_input(np.asarray(g(x.copy())), x)
             scale = max(1.0, float(np.max(np.abs(x)))) if np.size(x) else 1.0
             results = []
             for t in tangents:
@@ -75,7 +84,7 @@ class FiniteDiffEngine(NumPyArrays, Engine):
         def value_and_jacobian(x, *ctx):
             g = lambda z: f(z, *ctx)
             x = np.array(x)  # f may overwrite its argument: never hand it the caller's array
-            y = np.asarray(g(x.copy()))
+            y = _real_if_real_input(np.asarray(g(x.copy())), x)
             flat = np.asarray(x, dtype=np.result_type(x, np.float64)).reshape(-1)
             steps = self.rel_step * np.maximum(1.0, np.abs(flat))
             columns = np.empty((flat.size, y.size), dtype=np.result_type(y, flat))

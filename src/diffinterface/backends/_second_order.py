@@ -93,6 +93,9 @@ class SecondOrderEngine(Engine):
     def stack(self, arrays):
         return (self.outer if self.through_numpy else self.inner).stack(arrays)
 
+    def cache_buffer(self, value):
+        return (self.outer if self.through_numpy else self.inner).cache_buffer(value)
+
     def output_info(self, f, x, ctx, compiled):
         return self.inner.output_info(f, self.inner.to_native(x), ctx, compiled)
 

@@ -76,6 +76,10 @@ class TorchEngine(Engine):
     def copy_native(self, x):
         return x.detach().clone()
 
+    def cache_buffer(self, value):
+        value = self.to_native(value)
+        return torch.zeros_like(value)
+
     def stack(self, arrays):
         return torch.stack(arrays)
 

@@ -68,7 +68,7 @@ def run(
     elif not _checked and not prep.matches(family, f, backend, x, contexts):
         raise prep.mismatch(family, f, backend, x, contexts)
     engine = prep.engine
-    ctx = unwrap_contexts(contexts) if contexts else ()
+    ctx = unwrap_contexts(contexts, engine) if contexts else ()
     kind = prep.x_kind
     if has_seeds:
         if len(batch) != prep.seed_info:

@@ -155,6 +155,9 @@ class _SparseEngine(Engine):
     def stack(self, arrays):
         return self.dense.stack(arrays)
 
+    def cache_buffer(self, value):
+        return self.dense.cache_buffer(value)
+
     def _detect_and_color(self, f, x, ctx, m: int, n: int) -> None:
         detector = self.spec.sparsity_detector
         contexts = tuple(_Wrapped(c) for c in ctx)

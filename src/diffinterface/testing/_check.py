@@ -263,19 +263,24 @@ def _variants(check: OperatorCheck, scenario: Scenario, backend: Any, rng) -> li
 
 
 def check_backend(backend: Any, scenarios: list[Scenario] | None = None,
-                  operators: list[OperatorCheck] | None = None) -> Report:
+                  operators: list[OperatorCheck] | None = None, linear_operators: bool | None = None) -> Report:
     """Check ``backend`` against the reference derivatives of ``scenarios``.
 
     Every applicable operator is run in each variant: plain, ``value_and_``,
     prepared, prepared at one point and reused at another, with an ``out=``
     buffer, and with a batch of seeds.  Cells the engine cannot do in
     principle are ``not supported`` (with the engine's explanation).
+    ``linear_operators`` (default: when ``operators`` is not given) adds the
+    rows of the Jacobian and Gauss-Newton operators (``J @ v``, ``J.T @ w``,
+    blocks, ``G @ v``, and the same after ``update``).
 
     >>> import diffinterface as di
     >>> from diffinterface.testing import check_backend
     >>> check_backend(di.AutoFiniteDiff(method="complex")).ok
     True
     """
+    if linear_operators is None:
+        linear_operators = operators is None
     scenarios = default_scenarios() if scenarios is None else scenarios
     operators = OPERATORS if operators is None else operators
     tol_first = tolerance_for(backend)
@@ -304,4 +309,9 @@ def check_backend(backend: Any, scenarios: list[Scenario] | None = None,
                     report.rows.append(Row(*base, ERROR, f"{type(error).__name__}: {error}"))
                     continue
                 report.rows.append(_compare(base, result, expected, tol))
+    if linear_operators:
+        from diffinterface.jacobian_operators import check_linear_operators
+
+        for name, operator, status, detail in check_linear_operators(backend, scenarios):
+            report.rows.append(Row(name, operator, "operator", status, detail))
     return report
