@@ -94,7 +94,7 @@ class SecondOrderEngine(Engine):
         return (self.outer if self.through_numpy else self.inner).stack(arrays)
 
     def cache_buffer(self, value):
-        return (self.outer if self.through_numpy else self.inner).cache_buffer(value)
+        return self.inner.cache_buffer(value)  # f is only ever called by the inner engine
 
     def output_info(self, f, x, ctx, compiled):
         return self.inner.output_info(f, self.inner.to_native(x), ctx, compiled)
