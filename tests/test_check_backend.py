@@ -60,3 +60,34 @@ def test_finite_difference_tolerances(method, expected):
 
     assert tolerance_for(di.AutoFiniteDiff(method=method)) == expected
     assert tolerance_for(di.AutoJAX()) == 1e-10
+
+
+STRUCTURED_SUPPORT = {
+    # engine -> scenarios it cannot do in principle (they must say so, not fail)
+    "AutoJAX(mode='reverse')": {"cache", "in-place"},
+    "AutoTorch(mode='reverse')": set(),
+    "AutoTorch(mode='forward')": set(),
+    "AutoAutograd()": {"cache", "in-place"},
+    "AutoFiniteDiff(method='central',rel_step=None)": set(),
+    "AutoFiniteDiff(method='complex',rel_step=None)": set(),
+}
+
+
+@pytest.mark.parametrize("name", list(STRUCTURED_SUPPORT))
+def test_structured_scenarios(name):
+    """Constant, Cache, pytrees, in-place functions and a custom rule, per engine."""
+    import diffinterface as di
+    from diffinterface.testing import structured_scenarios
+
+    backends = [di.AutoJAX(), di.AutoTorch(), di.AutoTorch(mode="forward"), di.AutoAutograd(),
+                di.AutoFiniteDiff(), di.AutoFiniteDiff(method="complex")]
+    backend = next(b for b in backends if repr(b).replace(" ", "") == name)
+    report = check_backend(backend, scenarios=structured_scenarios(), linear_operators=False)
+    assert report.failures() == [], report.table()
+    unsupported = {row.scenario for row in report.rows if row.status == "not supported"}
+    assert unsupported == STRUCTURED_SUPPORT[name]
+    for row in report.rows:
+        if row.status == "not supported":
+            assert "AutoTorch()" in row.detail or "AutoFiniteDiff()" in row.detail, row.detail
+    assert {"dict(matrix, vector)", "tuple of vectors", "nested", "custom rule", "constant"} <= {
+        row.scenario for row in report.rows if row.status == "ok"}

@@ -244,6 +244,9 @@ def _prepare_tree(family, f, backend, x, contexts, seeds, compiled) -> Prep:
     y = f(x_spec.unravel(get_engine(backend).to_native(x_flat)), *unwrap_contexts(contexts))
     y_spec = tree_spec(y) if is_tree(y) else None
     flat_seeds = None
+    if seeds is not None and family == "pullback" and y_spec is not None and len(seeds) == len(y_spec.shapes) \
+            and tree_spec(tuple(seeds)).signature()[:2] == y_spec.signature()[:2]:
+        seeds = (tuple(seeds),)  # one tuple-structured cotangent, not a batch
     if seeds is not None:
         spec = x_spec if family in ("pushforward", "hvp") else y_spec
         flat_seeds = tuple(spec.ravel(s) if spec is not None else s for s in seeds)

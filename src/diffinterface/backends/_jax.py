@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from diffinterface._arrays import JAX, NUMPY, SCALAR
-from diffinterface._errors import WrongEngineError
+from diffinterface._errors import UnsupportedOperationError, WrongEngineError
 from diffinterface.backends._engine import Engine
 from diffinterface.backends._foreign import foreign_code_error, wrong_output_error
 
@@ -65,6 +65,12 @@ class JAXEngine(Engine):
 
     def copy_native(self, x):
         return np.array(x, copy=True) if isinstance(x, np.ndarray) else x
+
+    def cache_buffer(self, value):
+        raise UnsupportedOperationError(
+            "AutoJAX() cannot write into a di.Cache buffer: JAX arrays are immutable (x.at[i].set "
+            "returns a new array); use AutoTorch() or AutoFiniteDiff(), or compute without the buffer"
+        )
 
     def stack(self, arrays):
         return jnp.stack(arrays)

@@ -120,8 +120,8 @@ class SecondOrderEngine(Engine):
         grad_f = self.gradient_function(f, ex, compiled and self.through_numpy)
         gex = _gradient_example(ex)
         if self.outer.mode == "forward" or self.through_numpy:
-            return self.outer.build_value_and_pushforward(grad_f, gex, compiled)
-        return self.outer.build_value_and_pullback(grad_f, gex, compiled)
+            return self._guarded(self.outer.build_value_and_pushforward(grad_f, gex, compiled), None)
+        return self._guarded(self.outer.build_value_and_pullback(grad_f, gex, compiled), None)
 
     def build_hvp(self, f, ex, compiled):
         if not self.through_numpy and self.inner.native_gradient_and_hvp(f, ex, self.outer, compiled) is not None:
@@ -129,12 +129,49 @@ class SecondOrderEngine(Engine):
         grad_f = self.gradient_function(f, ex, compiled and self.through_numpy)
         gex = _gradient_example(ex)
         if self.outer.mode == "forward" or self.through_numpy:
-            return self.outer.build_pushforward(grad_f, gex, compiled)
-        return self.outer.build_pullback(grad_f, gex, compiled)
+            return self._guarded(self.outer.build_pushforward(grad_f, gex, compiled), None)
+        return self._guarded(self.outer.build_pullback(grad_f, gex, compiled), None)
+
+    def _hessian_from_products(self, f, ex, compiled):
+        """(x, *ctx) -> (∇f, H) from n HVPs of the native path (double backward)."""
+        n = int(np.prod(ex.x_shape))
+        basis = self.inner.basis(ex.x_shape, ex.x_dtype)
+        products = self.inner.native_gradient_and_hvp(f, Example(ex.x_shape, ex.x_dtype, (), ex.y_dtype, n),
+                                                       self.outer, compiled)
+        stack = self.inner.stack
+
+        def gradient_and_hessian(x, *ctx):
+            g, columns = products(x, basis, *ctx)
+            return g, stack([c.reshape(n) for c in columns]).reshape(tuple(ex.x_shape) * 2)
+
+        return gradient_and_hessian
+
+    def _guarded(self, primary, fallback):
+        """torch.func transforms refuse in-place writes (a di.Cache) when nested:
+        switch to the double-backward path, which allows them."""
+        state = {"fn": primary}
+
+        def run(*args):
+            try:
+                return state["fn"](*args)
+            except RuntimeError as error:
+                if "in-place" not in str(error) or state["fn"] is not primary:
+                    raise
+                if fallback is None:
+                    raise UnsupportedOperationError(
+                        f"{self.display} nests torch.func transforms, which refuse in-place writes such as a "
+                        "di.Cache buffer; use AutoTorch() (double backward) for second order with a Cache"
+                    ) from error
+                state["fn"] = fallback()
+                return state["fn"](*args)
+
+        return run
 
     def build_value_gradient_and_hessian(self, f, ex, compiled):
         grad_f = self.gradient_function(f, ex, compiled and self.through_numpy)
-        gradient_and_hessian = self.outer.build_value_and_jacobian(grad_f, _gradient_example(ex), compiled)
+        gradient_and_hessian = self._guarded(
+            self.outer.build_value_and_jacobian(grad_f, _gradient_example(ex), compiled),
+            self._native_fallback(f, ex, compiled))
         value = self.inner.build_value(f, ex, compiled)
         to_inner = self.inner.to_native
 
@@ -146,7 +183,14 @@ class SecondOrderEngine(Engine):
 
     def build_hessian(self, f, ex, compiled):
         grad_f = self.gradient_function(f, ex, compiled and self.through_numpy)
-        return self.outer.build_jacobian(grad_f, _gradient_example(ex), compiled)
+        fallback = self._native_fallback(f, ex, compiled)
+        return self._guarded(self.outer.build_jacobian(grad_f, _gradient_example(ex), compiled),
+                             None if fallback is None else (lambda: _drop_value(fallback())))
+
+    def _native_fallback(self, f, ex, compiled):
+        if self.through_numpy or self.inner.native_gradient_and_hvp(f, ex, self.outer, compiled) is None:
+            return None
+        return lambda: self._hessian_from_products(f, ex, compiled)
 
     build_value_derivative_and_second_derivative = build_value_gradient_and_hessian
     build_second_derivative = build_hessian

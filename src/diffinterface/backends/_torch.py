@@ -22,7 +22,29 @@ from diffinterface.backends._foreign import foreign_code_error, wrong_output_err
 _NATIVE = "torch"
 
 
+class FreshBuffer:
+    """A di.Cache under torch: a new zero tensor made inside each call of f, so
+    that ``torch.func`` transforms see a tensor created within the function (they
+    refuse in-place writes into captured ones) and a kept graph is never
+    overwritten by a later call."""
+
+    __slots__ = ("shape", "dtype", "device")
+
+    def __init__(self, like):
+        self.shape, self.dtype, self.device = tuple(like.shape), like.dtype, like.device
+
+    def make(self, like):
+        # new_zeros of the differentiated input: created at the same transform level
+        return like.new_zeros(self.shape, dtype=self.dtype)
+
+
+def _call(f, z, ctx):
+    return f(z, *[c.make(z) if type(c) is FreshBuffer else c for c in ctx])
+
+
 def _bind(f, ctx):
+    if any(type(c) is FreshBuffer for c in ctx):
+        return lambda z: _call(f, z, ctx)
     return lambda z: f(z, *ctx)
 
 
@@ -77,8 +99,7 @@ class TorchEngine(Engine):
         return x.detach().clone()
 
     def cache_buffer(self, value):
-        value = self.to_native(value)
-        return torch.zeros_like(value)
+        return FreshBuffer(self.to_native(value))
 
     def stack(self, arrays):
         return torch.stack(arrays)
@@ -92,7 +113,7 @@ class TorchEngine(Engine):
     def output_info(self, f, x, ctx, compiled):
         try:
             with torch.no_grad():
-                y = f(x, *ctx)
+                y = _call(f, x, ctx)
         except (TypeError, RuntimeError, AttributeError) as error:
             translated = foreign_code_error(error, self.display, _NATIVE, "torch")
             if translated is not None:
@@ -119,7 +140,7 @@ class TorchEngine(Engine):
         def single(x, c, *ctx):
             leaf = x.detach().requires_grad_(True)
             with torch.enable_grad():
-                y = f(leaf, *ctx)
+                y = _call(f, leaf, ctx)
                 if not y.requires_grad:
                     return y.detach(), torch.zeros_like(x)
                 (g,) = torch.autograd.grad(y, leaf, grad_outputs=c.to(y.dtype))
@@ -140,7 +161,7 @@ class TorchEngine(Engine):
         def value_and_gradient(x, *ctx):
             leaf = x.detach().requires_grad_(True)
             with torch.enable_grad():
-                y = f(leaf, *ctx)
+                y = _call(f, leaf, ctx)
                 if not y.requires_grad:
                     return y.detach(), torch.zeros_like(x)
                 (g,) = torch.autograd.grad(y, leaf)
@@ -165,6 +186,9 @@ class TorchEngine(Engine):
         return lambda x, *ctx: jvp(_bind(f, ctx), (x,), (torch.ones_like(x),))
 
     # --- second order -----------------------------------------------------
+    def build_value(self, f, ex, compiled):
+        return lambda x, *ctx: _call(f, x, ctx)
+
     def differentiable_gradient(self, f, outer):
         transform = jacfwd if self.mode == "forward" else grad
         return lambda z, *ctx: transform(_bind(f, ctx))(z)
@@ -205,7 +229,7 @@ class KeptGraph:
 def kept_gradient_graph(f, x, ctx) -> KeptGraph:
     leaf = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        y = f(leaf, *ctx)
+        y = _call(f, leaf, ctx)
         if not y.requires_grad:
             return KeptGraph(leaf, y.detach(), torch.zeros_like(x))
         (g,) = torch.autograd.grad(y, leaf, create_graph=True)

@@ -14,6 +14,13 @@ from diffinterface.prep import Prep, check_seed_shapes, prepare
 from diffinterface.tree import is_tree, nest_jacobian
 
 
+def seed_batch_for(seeds: Any, name: str, x: Any) -> tuple:
+    """The batch of seeds of ``prepare_*``: a tuple-structured pytree x takes one tuple tangent."""
+    if name == "tx" and is_tree(x) and _same_structure(seeds, x):
+        return (seeds,)
+    return as_seed_batch(seeds, name)[1]
+
+
 def value_like(y: Any, kind: str) -> Any:
     """Convert a primal value: NumPy-kind 0-d values become NumPy scalars."""
     if kind == NUMPY or kind == SCALAR:
@@ -114,14 +121,29 @@ def _convert_result(result: Any, kind: str, single_seed: bool, has_seeds: bool, 
     return result
 
 
+def _same_structure(seeds: Any, like: Any) -> bool:
+    from diffinterface.tree import TreeSpec, tree_spec
+
+    try:
+        spec = like if isinstance(like, TreeSpec) else tree_spec(like)
+        return isinstance(seeds, tuple) and tree_spec(seeds).signature()[:2] == spec.signature()[:2]
+    except (ValueError, TypeError):
+        return False
+
+
 def _run_tree(op, family, f, backend, x, contexts, prep, out, seeds, seed_name, parts):
     """Pytree x (and/or y): flatten, run on the flat vector, rebuild the structures."""
     if out is not None:
         raise InvalidInputError("out= is not supported for pytree arguments; use the returned tree")
     has_seeds = seed_name != ""
     was_tuple, batch = as_seed_batch(seeds, seed_name) if has_seeds else (False, None)
+    if has_seeds and seed_name == "tx" and is_tree(x) and _same_structure(seeds, x):
+        was_tuple, batch = False, (seeds,)  # a tuple-structured x: one tangent, not a batch
     if prep is None:
         prep = prepare(family, f, backend, x, contexts, batch, compiled=False)
+    if has_seeds and seed_name == "ty" and prep.y_spec is not None and isinstance(seeds, tuple) \
+            and _same_structure(seeds, prep.y_spec):
+        was_tuple, batch = False, (seeds,)
     elif not prep.matches(family, f, backend, x, contexts):
         raise prep.mismatch(family, f, backend, x, contexts)
     x_spec, y_spec = prep.x_spec, prep.y_spec

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from diffinterface.operators._common import as_seed_batch, run
+from diffinterface.operators._common import run, seed_batch_for
 from diffinterface.prep import Prep, prepare
 
 __all__ = [
@@ -105,7 +105,7 @@ def value_and_pushforward(f, backend, x, tx, *contexts, prep=None, out=None):
 
 def prepare_pushforward(f: Callable, backend: Any, x: Any, tx: Any, *contexts: Any) -> Prep:
     """Prepare :func:`pushforward` for tangents like ``tx`` (same batch size)."""
-    return prepare("pushforward", f, backend, x, contexts, as_seed_batch(tx, "tx")[1])
+    return prepare("pushforward", f, backend, x, contexts, seed_batch_for(tx, "tx", x))
 
 
 def pullback(f: Callable, backend: Any, x: Any, ty: Any, *contexts: Any, prep: Prep | None = None, out: Any = None) -> Any:
@@ -123,4 +123,4 @@ def value_and_pullback(f, backend, x, ty, *contexts, prep=None, out=None):
 
 def prepare_pullback(f: Callable, backend: Any, x: Any, ty: Any, *contexts: Any) -> Prep:
     """Prepare :func:`pullback` for cotangents like ``ty`` (same batch size)."""
-    return prepare("pullback", f, backend, x, contexts, as_seed_batch(ty, "ty")[1])
+    return prepare("pullback", f, backend, x, contexts, seed_batch_for(ty, "ty", x))

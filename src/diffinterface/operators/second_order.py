@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from diffinterface.operators._common import as_seed_batch, run
+from diffinterface.operators._common import run, seed_batch_for
 from diffinterface.prep import Prep, prepare
 
 __all__ = [
@@ -62,7 +62,7 @@ def gradient_and_hvp(f, backend, x, tx, *contexts, prep=None, out=None):
 
 def prepare_hvp(f: Callable, backend: Any, x: Any, tx: Any, *contexts: Any) -> Prep:
     """Prepare :func:`hvp` and :func:`gradient_and_hvp` for tangents like ``tx``."""
-    return prepare("hvp", f, backend, x, contexts, as_seed_batch(tx, "tx")[1])
+    return prepare("hvp", f, backend, x, contexts, seed_batch_for(tx, "tx", x))
 
 
 def hessian(f: Callable, backend: Any, x: Any, *contexts: Any, prep: Prep | None = None, out: Any = None) -> Any:

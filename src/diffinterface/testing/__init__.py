@@ -6,9 +6,9 @@ True
 """
 
 from diffinterface.testing._check import OperatorCheck, Report, Row, check_backend, tolerance_for
-from diffinterface.testing._scenarios import Namespace, Scenario, default_scenarios, namespace_for, sparse_scenarios
+from diffinterface.testing._scenarios import Namespace, Scenario, default_scenarios, namespace_for, sparse_scenarios, structured_scenarios
 
 __all__ = [
     "Namespace", "OperatorCheck", "Report", "Row", "Scenario",
-    "check_backend", "default_scenarios", "namespace_for", "sparse_scenarios", "tolerance_for",
+    "check_backend", "default_scenarios", "namespace_for", "sparse_scenarios", "structured_scenarios", "tolerance_for",
 ]

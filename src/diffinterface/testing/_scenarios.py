@@ -15,7 +15,7 @@ import numpy as np
 
 from diffinterface.backends import AutoAutograd, AutoFiniteDiff, AutoJAX, AutoTorch, SecondOrder
 
-__all__ = ["Namespace", "Scenario", "default_scenarios", "namespace_for", "sparse_scenarios"]
+__all__ = ["Namespace", "Scenario", "default_scenarios", "namespace_for", "sparse_scenarios", "structured_scenarios"]
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,28 @@ class Scenario:
     x2: Any
     reference: Callable[[Any], dict]
     tags: frozenset = field(default_factory=frozenset)
+    #: contexts passed after x: ``make_contexts(namespace) -> (di.Constant(...), di.Cache(...), ...)``
+    make_contexts: Callable[[Namespace], tuple] | None = None
+    #: ``make_f`` returns ``f(y, x, *contexts)`` writing into y: the kit wraps it in ``di.InPlace``
+    inplace: bool = False
 
     def f_for(self, backend: Any) -> Callable:
-        return self.make_f(namespace_for(backend))
+        f = self.make_f(namespace_for(backend))
+        if self.inplace:
+            from diffinterface.inplace import InPlace
+
+            return InPlace(f, np.zeros(self.y_shape()))
+        return f
+
+    def contexts_for(self, backend: Any) -> tuple:
+        return () if self.make_contexts is None else self.make_contexts(namespace_for(backend))
 
     @property
     def x_shape(self) -> tuple:
+        if "pytree" in self.tags:
+            from diffinterface.tree import tree_spec
+
+            return (tree_spec(self.x).size,)
         return np.shape(self.x)
 
     def y_shape(self) -> tuple:
@@ -267,3 +283,154 @@ def sparse_scenarios() -> list[Scenario]:
                  frozenset({"scalar_y"})),
         Scenario("brusselator N=4", bruss[0], rng.uniform(0.5, 1.5, size=32), rng.uniform(0.5, 1.5, size=32), bruss[1]),
     ]
+
+
+# --- structured scenarios: contexts, pytrees, in-place functions, custom rules ----------
+
+
+def _constant_weights(ns):
+    return lambda x, a: ns.xp.sum(ns.xp.asarray(a) * ns.xp.sin(x) * x**2)
+
+
+def _ref_constant_weights(a):
+    def reference(x):
+        y, d1, d2 = _ref_sin_x2(x)
+        return {"y": np.sum(a * y), "jacobian": a * d1, "hessian": np.diag(a * d2)}
+
+    return reference
+
+
+def _cache_scratch(ns):
+    def f(x, scratch):
+        scratch[:] = x**2
+        return ns.xp.sum(scratch * x)
+
+    return f
+
+
+def _ref_cube_sum(x):
+    return {"y": np.sum(x**3), "jacobian": 3 * x**2, "hessian": np.diag(6 * x)}
+
+
+def _tree_loss(ns):
+    return lambda p: ns.xp.sum(ns.xp.tanh(p["w"].T @ p["b"]) ** 2) + ns.xp.sum(p["b"] ** 3)
+
+
+def _ref_tree_loss(p):
+    """On the flat vector of the dict: sorted keys, so b (2) then w (2x3)."""
+    def flat_grad(v):
+        b, w = v[:2], v[2:].reshape(2, 3)
+        t = np.tanh(w.T @ b)
+        dz = 2 * t * (1 - t**2)
+        return np.concatenate([w @ dz + 3 * b**2, np.outer(b, dz).reshape(-1)])
+
+    v = np.concatenate([p["b"], p["w"].reshape(-1)])
+    hess = np.stack([np.imag(flat_grad(v + 1e-30j * e)) / 1e-30 for e in np.eye(v.size)], axis=1)
+    y = np.sum(np.tanh(p["w"].T @ p["b"]) ** 2) + np.sum(p["b"] ** 3)
+    return {"y": y, "jacobian": flat_grad(v), "hessian": hess}
+
+
+def _tuple_map(ns):
+    return lambda t: ns.xp.sin(t[0]) * t[1]
+
+
+def _ref_tuple_map(t):
+    a, b = t
+    return {"y": np.sin(a) * b, "jacobian": np.concatenate([np.diag(np.cos(a) * b), np.diag(np.sin(a))], axis=1)}
+
+
+def _nested_sum(ns):
+    return lambda p: ns.xp.sum(p["layers"][0] * p["layers"][1]["inner"] ** 2) * p["c"]
+
+
+def _ref_nested_sum(p):
+    a, b, c = p["layers"][0], p["layers"][1]["inner"], float(p["c"])
+    # flat order (sorted dict keys): c, then layers[0] = a, then layers[1]["inner"] = b
+    grad = np.concatenate([[np.sum(a * b**2)], c * b**2, 2 * c * a * b])
+    n = a.size
+    hess = np.zeros((1 + 2 * n, 1 + 2 * n))
+    hess[0, 1:1 + n] = hess[1:1 + n, 0] = b**2
+    hess[0, 1 + n:] = hess[1 + n:, 0] = 2 * a * b
+    hess[1:1 + n, 1 + n:] = hess[1 + n:, 1:1 + n] = np.diag(2 * c * b)
+    hess[1 + n:, 1 + n:] = np.diag(2 * c * a)
+    return {"y": c * np.sum(a * b**2), "jacobian": grad, "hessian": hess}
+
+
+def _inplace_product(ns):
+    def f(y, x):
+        y[:] = x[1:] * x[:-1]
+
+    return f
+
+
+def _ref_inplace_product(x):
+    jac = np.zeros((x.size - 1, x.size))
+    idx = np.arange(x.size - 1)
+    jac[idx, idx] = x[1:]
+    jac[idx, idx + 1] = x[:-1]
+    return {"y": x[1:] * x[:-1], "jacobian": jac}
+
+
+def _sumsq_rule():
+    from diffinterface.rules import custom_rule
+
+    @custom_rule
+    def sumsq(x):
+        return np.sum(np.asarray(x) ** 2)
+
+    sumsq.def_jvp(lambda primals, tangents: 2 * np.sum(primals[0] * tangents[0]))
+    sumsq.def_vjp(lambda primals, out, ybar: (2 * primals[0] * ybar,))
+    sumsq.def_hvp(lambda primals, tangents, ybar: (2 * tangents[0] * ybar,))
+    return sumsq
+
+
+def _custom_rule_scenario():
+    sumsq = _sumsq_rule()
+
+    def make_f(ns):
+        return lambda x: sumsq(ns.xp.sin(x))
+
+    def reference(x):
+        return {"y": np.sum(np.sin(x) ** 2), "jacobian": 2 * np.sin(x) * np.cos(x),
+                "hessian": np.diag(2 * np.cos(2 * x))}
+
+    return make_f, reference
+
+
+def structured_scenarios() -> list[Scenario]:
+    """Functions as people write them: a Constant, a Cache, pytree inputs (a dict of
+    a matrix and a vector, a tuple of vectors, a nested container), an in-place
+    function, and a custom derivative rule."""
+    rng = np.random.default_rng(11)
+    weights = rng.uniform(0.5, 2.0, size=4)
+    rule = _custom_rule_scenario()
+    tree = {"w": rng.normal(size=(2, 3)), "b": rng.normal(size=2)}
+    tree2 = {"w": rng.normal(size=(2, 3)), "b": rng.normal(size=2)}
+    nested = {"layers": [rng.normal(size=3), {"inner": rng.normal(size=3)}], "c": np.array(0.7)}
+    nested2 = {"layers": [rng.normal(size=3), {"inner": rng.normal(size=3)}], "c": np.array(-1.3)}
+    pytree = frozenset({"pytree"})
+    return [
+        Scenario("constant", _constant_weights, rng.normal(size=4), rng.normal(size=4), _ref_constant_weights(weights),
+                 frozenset({"scalar_y"}), make_contexts=lambda ns: (_constant(weights),)),
+        Scenario("cache", _cache_scratch, rng.normal(size=4), rng.normal(size=4), _ref_cube_sum,
+                 frozenset({"scalar_y"}), make_contexts=lambda ns: (_cache(np.zeros(4)),)),
+        Scenario("dict(matrix, vector)", _tree_loss, tree, tree2, _ref_tree_loss, pytree | {"scalar_y"}),
+        Scenario("tuple of vectors", _tuple_map, (rng.normal(size=3), rng.normal(size=3)),
+                 (rng.normal(size=3), rng.normal(size=3)), _ref_tuple_map, pytree),
+        Scenario("nested", _nested_sum, nested, nested2, _ref_nested_sum, pytree | {"scalar_y"}),
+        Scenario("in-place", _inplace_product, rng.normal(size=5), rng.normal(size=5), _ref_inplace_product,
+                 inplace=True),
+        Scenario("custom rule", rule[0], rng.normal(size=4), rng.normal(size=4), rule[1], frozenset({"scalar_y"})),
+    ]
+
+
+def _constant(value):
+    from diffinterface.contexts import Constant
+
+    return Constant(value)
+
+
+def _cache(value):
+    from diffinterface.contexts import Cache
+
+    return Cache(value)
