@@ -48,15 +48,15 @@ def signature(x: Any) -> tuple:
     shape = getattr(x, "shape", None)
     if shape is None:
         return (t,)
-    device = str(x.device) if t.__module__.startswith("torch") else None
-    return (t, tuple(shape), str(x.dtype), device)
+    device = x.device if t.__module__.startswith("torch") else None
+    return (t, tuple(shape), x.dtype, device)
 
 
 def describe_signature(sig: tuple) -> str:
     if len(sig) == 1:
         return sig[0].__name__
     t, shape, dtype, device = sig
-    text = f"{t.__name__} of shape {shape} and dtype {dtype}"
+    text = f"{t.__name__} of shape {shape} and dtype {str(dtype).replace('torch.', '')}"
     return text + (f" on {device}" if device is not None else "")
 
 

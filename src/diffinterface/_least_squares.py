@@ -9,6 +9,7 @@ import numpy as np
 
 from diffinterface._errors import InvalidInputError, UnsupportedOperationError
 from diffinterface.jacobian_operators import JacobianOperator
+from diffinterface.sparse._autosparse import to_scipy
 
 __all__ = ["scipy_least_squares", "DENSE_MAX_ENTRIES"]
 
@@ -52,9 +53,17 @@ class _SharedPoints:
 def _choose_kind(kind: str, backend: Any, m: int, n: int) -> str:
     if kind not in _KINDS:
         raise InvalidInputError(f"jac_kind={kind!r}: use one of {', '.join(map(repr, _KINDS))}")
+    sparse = getattr(backend, "dense_backend", None) is not None
     if kind == "auto":
-        # AutoSparse backends will get "sparse" here once the sparse Jacobian operator exists
+        if sparse:
+            return "sparse"
         return "dense" if m * n <= DENSE_MAX_ENTRIES else "operator"
+    if kind == "sparse" and not sparse:
+        raise UnsupportedOperationError(
+            f"jac_kind='sparse' needs an AutoSparse backend, got {backend!r}: pass "
+            f"di.AutoSparse({backend!r}) (sparsity detected and colored once, one compressed evaluation per "
+            "point), or use jac_kind='operator' (matrix-free, tr_solver='lsmr') or 'dense'"
+        )
     return kind
 
 
@@ -66,14 +75,20 @@ def scipy_least_squares(r: Callable, backend: Any, x0: Any, *contexts: Any, jac_
     Jacobian operator per point: JAX's linearization, torch's kept graph, ...).
     What ``jac`` returns (``jac_kind``):
 
-    * ``"auto"`` (default): a dense NumPy array when ``m * n <=
-      DENSE_MAX_ENTRIES`` (250,000 entries; SciPy's exact trust-region solver
-      can then be used), else a matrix-free ``LinearOperator``;
+    * ``"auto"`` (default): ``"sparse"`` with an ``AutoSparse`` backend; else a
+      dense NumPy array when ``m * n <= DENSE_MAX_ENTRIES`` (250,000 entries;
+      SciPy's exact trust-region solver can then be used), else a matrix-free
+      ``LinearOperator``;
     * ``"operator"``: a ``scipy.sparse.linalg.LinearOperator`` (matvec = JVP,
       rmatvec = VJP): use ``tr_solver="lsmr"`` (SciPy picks it by default);
     * ``"dense"``: a dense ``(m, n)`` array (``min(m, n)`` products in one block);
-    * ``"sparse"``: a sparse matrix with an ``AutoSparse`` backend (not yet
-      available: raises :class:`UnsupportedOperationError`).
+    * ``"sparse"`` (``AutoSparse`` backends only): a ``scipy.sparse.csr_array``
+      from the operator's ``tosparse()``: the sparsity is detected and colored
+      once (on the first ``jac`` call), each ``jac`` is one compressed
+      evaluation (``di.ncolors`` directions in one batched pass) at the point
+      ``fun`` already set up; works with ``tr_solver="lsmr"`` or ``"exact"``
+      (SciPy densifies it) and ``x_scale="jac"``.  ``jac.prep()`` gives the
+      AutoSparse prep (``di.ncolors``, ``di.sparsity_pattern``).
 
     Residuals and x of any shape are flattened (SciPy works with vectors).
     ``fun.point`` keeps the shared state for inspection (``evaluations``,
@@ -90,13 +105,6 @@ def scipy_least_squares(r: Callable, backend: Any, x0: Any, *contexts: Any, jac_
     points = _SharedPoints(r, backend, x0, contexts)
     first = points.operators[0]
     kind = _choose_kind(jac_kind, backend, first.m, first.n)
-    if kind == "sparse":
-        raise UnsupportedOperationError(
-            "jac_kind='sparse' (a sparse Jacobian per point with AutoSparse) is not supported yet; use "
-            "jac_kind='operator' (matrix-free, tr_solver='lsmr'), or pass jac=lambda x: "
-            "di.to_scipy(di.jacobian(r, di.AutoSparse(dense_backend), x)) to least_squares yourself"
-        )
-
     def fun(x):
         return np.array(points.at(x).value, dtype=first.dtype).reshape(-1)
 
@@ -104,9 +112,12 @@ def scipy_least_squares(r: Callable, backend: Any, x0: Any, *contexts: Any, jac_
         operator = points.at(x)
         if kind == "dense":
             return operator.todense()
+        if kind == "sparse":
+            return to_scipy(operator.tosparse())
         points.hold(operator)
         return operator.aslinearoperator()
 
     fun.point = points
     jac.kind = kind
+    jac.prep = lambda: first.sparse_prep
     return {"fun": fun, "jac": jac}

@@ -26,7 +26,8 @@ by measurement (see ``backends/_jacobian_strategies.py``):
   once per point, on the first VJP).
 
 The strategies of an engine are timed once at construction (set-up, JVP and
-VJP cost); at each new point the operator takes the one cheapest for the
+VJP cost; with an ``AutoSparse`` backend at the first product instead, so an
+operator used only for ``value`` and ``tosparse()`` never compiles them); at each new point the operator takes the one cheapest for the
 numbers of JVPs and VJPs taken at the previous point, and within a point it
 switches once the products taken make a costlier set-up pay for itself.
 When the first strategy costs under ``MEASURE_ABOVE_S`` (0.1 ms) for a set-up
@@ -61,6 +62,8 @@ __all__ = [
 #: strategy, the others are not measured (tests set it to 0 to exercise them)
 MEASURE_ABOVE_S = 1e-4
 
+_UNMEASURED = object()
+
 
 def _block(result: Any) -> Any:
     if hasattr(result, "block_until_ready"):
@@ -94,7 +97,9 @@ class JacobianOperator:
     ``w @ J`` (VJP), ``J @ V`` / ``J.T @ W`` for blocks; ``J.update(x_new)``
     returns ``J``; ``J.value`` is ``f`` at the current point (shaped like
     f(x)); ``J.aslinearoperator()`` is a SciPy ``LinearOperator``;
-    ``J.todense()`` the ``(m, n)`` NumPy matrix.  Results follow x's library.
+    ``J.todense()`` the ``(m, n)`` NumPy matrix; with an ``AutoSparse``
+    backend ``J.tosparse()`` the sparse Jacobian (prepared once, reused at
+    every point).  Results follow x's library.
     """
 
     __array_ufunc__ = None  # ``ndarray @ J`` defers to ``J.__rmatmul__``
@@ -112,6 +117,8 @@ class JacobianOperator:
         self._sig = signature(x)
         self._ctx_kinds = tuple(type(c) for c in contexts)
         self._ctx = unwrap_contexts(contexts)
+        self._contexts = contexts  # as given (the AutoSparse prep of tosparse takes them)
+        self._shared = {"sparse_prep": None, "costs": None}  # shared with forks
         xn = engine.copy_native(engine.to_native(x))
         y_shape, y_dtype = engine.output_info(f, xn, self._ctx, True)
         self._x, self._x_shape, self._y_shape = xn, tuple(np.shape(xn)), tuple(y_shape)
@@ -119,7 +126,11 @@ class JacobianOperator:
         self.shape = (self.m, self.n)
         self.dtype = np.result_type(_np_dtype(xn.dtype), _np_dtype(y_dtype))
         self._strategies = jacobian_strategies(engine, f, Example(self._x_shape, xn.dtype, self._y_shape, y_dtype, 1))
-        self._costs = self._measure(xn) if len(self._strategies) > 1 else None
+        self._columns = all(getattr(s, "columns", False) for s in self._strategies)
+        # with AutoSparse measured lazily, on the first product (an operator used only for
+        # its value and tosparse() never compiles the product strategies); shared with forks
+        self._shared["costs"] = None if len(self._strategies) < 2 else (
+            _UNMEASURED if self._sparse_backend else self._measure(xn))
         self._expected = (1, 1)  # (JVPs, VJPs) expected at a new point
         self._here = [0, 0]
         self._strategy: int | None = None
@@ -127,6 +138,12 @@ class JacobianOperator:
         self.products = {"jvp": 0, "vjp": 0}  # totals, for inspection
 
     # --- strategy choice ---------------------------------------------------
+    @property
+    def _costs(self) -> list[tuple[float, float, float]] | None:
+        if self._shared["costs"] is _UNMEASURED:
+            self._shared["costs"] = self._measure(self._x)
+        return self._shared["costs"]
+
     def _measure(self, xn) -> list[tuple[float, float, float]] | None:
         """(set-up, JVP, VJP) seconds of each strategy at x; None (use the first)
         when the first costs under ``MEASURE_ABOVE_S`` for a set-up and one
@@ -160,7 +177,10 @@ class JacobianOperator:
         return self._strategies[index].name
 
     def _ensure_state(self, jvps: int = 0, vjps: int = 0):
-        if self._state is None:
+        if self._state is None and not (jvps or vjps) and self._shared["costs"] is _UNMEASURED:
+            self._strategy = 0  # the value alone: no need to measure (rent-or-buy may switch later)
+            self._state = self._strategies[0].setup(self._x, self._ctx)
+        elif self._state is None:
             self._strategy = self._choose(max(self._expected[0], jvps), max(self._expected[1], vjps))
             self._state = self._strategies[self._strategy].setup(self._x, self._ctx)
         elif self._costs is not None and (jvps or vjps):
@@ -200,6 +220,7 @@ class JacobianOperator:
                     "the same di.Constant/di.Cache wrappers in the same order"
                 )
             self._ctx = unwrap_contexts(contexts)
+            self._contexts = contexts
         self._x = self._engine.copy_native(self._engine.to_native(x))
         if any(self._here):
             self._expected = (self._here[0], self._here[1])
@@ -247,13 +268,21 @@ class JacobianOperator:
         return result.reshape(shape)
 
     def _seeds(self, v: Any, size: int, inner: tuple, op: str) -> tuple[Any, int | None]:
-        """(native seeds shaped ``inner`` or ``(k,) + inner``, k or None)."""
+        """(native seeds, k or None): a vector shaped ``inner``, or a block of k columns,
+        either as given, ``(size, k)`` (engines that change the layout inside their
+        compiled call: JAX, ``vmap(in_axes=-1)``), or as a ``(k,) + inner`` view
+        (NumPy, torch: ``moveaxis``/``movedim``, no copy for a contiguous block)."""
         shape = tuple(np.shape(v))
         native = self._engine.to_native(np.asarray(v) if self._kind in (NUMPY, SCALAR) else v)
         if shape == (size,):
             return (native if inner == shape else native.reshape(inner)), None
         if len(shape) == 2 and shape[0] == size:
-            return native.T.reshape((shape[1],) + inner), shape[1]
+            k = shape[1]
+            if self._columns:
+                return native, k
+            if hasattr(native, "movedim"):  # torch
+                return native.reshape(inner + (k,)).movedim(-1, 0), k
+            return np.moveaxis(np.reshape(native, inner + (k,)), -1, 0), k
         raise InvalidInputError(
             f"{op} needs a vector of shape ({size},) or a block ({size}, k), got {shape}; x and f(x) of any "
             "shape act as flat vectors (use J.ravel)"
@@ -262,29 +291,34 @@ class JacobianOperator:
     def _finish(self, result: Any, size: int, k: int | None) -> Any:
         if k is None:
             out = result if tuple(result.shape) == (size,) else result.reshape((size,))
-        else:
+        elif self._columns:  # already (size, k)
+            out = result
+        else:  # (k,) + shape: a transposed view
             out = (result if tuple(result.shape) == (k, size) else result.reshape((k, size))).T
         return np.asarray(out) if self._kind in (NUMPY, SCALAR) else out
+
+    def _batched(self, k: int | None) -> Any:
+        return False if k is None else ("columns" if self._columns else True)
 
     # --- products -------------------------------------------------------------
     def _jvp(self, v: Any) -> Any:
         tangents, k = self._seeds(v, self.n, self._x_shape, "J @ v")
         strategy, state = self._ensure_state(jvps=k or 1)
-        result = strategy.jvp(state, tangents, k is not None)
+        result = strategy.jvp(state, tangents, self._batched(k))
         self._count(0, k or 1)
         return self._finish(result, self.m, k)
 
     def _vjp(self, w: Any) -> Any:
         cotangents, k = self._seeds(w, self.m, self._y_shape, "J.T @ w")
         strategy, state = self._ensure_state(vjps=k or 1)
-        result = strategy.vjp(state, cotangents, k is not None)
+        result = strategy.vjp(state, cotangents, self._batched(k))
         self._count(1, k or 1)
         return self._finish(result, self.n, k)
 
     def _gauss_newton(self, v: Any) -> Any:
         tangents, k = self._seeds(v, self.n, self._x_shape, "G @ v")
         strategy, state = self._ensure_state(jvps=k or 1, vjps=k or 1)
-        result = strategy.gauss_newton(state, tangents, k is not None)
+        result = strategy.gauss_newton(state, tangents, self._batched(k))
         self._count(0, k or 1)
         self._count(1, k or 1)
         return self._finish(result, self.n, k)
@@ -331,13 +365,37 @@ class JacobianOperator:
         return np.asarray(op.rmatmat(np.eye(self.m, dtype=self.dtype))).T
 
     def tosparse(self):
-        """Not available yet: sparse Jacobian operators with ``AutoSparse`` come with
-        the sparse-operator work; raises :class:`UnsupportedOperationError`."""
-        raise UnsupportedOperationError(
-            "J.tosparse() is not supported yet: for a sparse Jacobian at one point use "
-            "di.jacobian(f, di.AutoSparse(dense_backend), x) (a scipy/JAX/torch sparse matrix), "
-            "or J.todense() for a dense (m, n) array"
-        )
+        """The Jacobian at the current point as a 2-D ``(m, n)`` sparse matrix, for an
+        operator built with an ``AutoSparse`` backend.
+
+        The first call prepares ``di.prepare_jacobian(f, backend, x, *contexts)``
+        (sparsity detection, coloring, compiled compressed evaluation) and keeps
+        the prep; every later call, at this point or any other after
+        ``update``, is one compressed evaluation and a decompression.  The type
+        is that of ``di.jacobian`` with the same backend: ``scipy.sparse.csr_array``
+        for NumPy x, ``jax.experimental.sparse.BCOO`` for JAX arrays, a sparse CSR
+        tensor for torch (``di.to_scipy`` converts any of them).  Without
+        ``AutoSparse`` it raises :class:`UnsupportedOperationError` (a dense
+        Jacobian is ``J.todense()``; ``scipy.sparse.csr_array(J.todense())`` if
+        a sparse type is needed anyway)."""
+        if not self._sparse_backend:
+            raise UnsupportedOperationError(
+                f"J.tosparse() needs an AutoSparse backend, this operator uses {self.backend!r}: build it "
+                f"with di.jacobian_operator(f, di.AutoSparse({self.backend!r}), x), or use J.todense() "
+                "(scipy.sparse.csr_array(J.todense()) for a sparse type)"
+            )
+        from diffinterface.operators.first_order import jacobian, prepare_jacobian
+
+        x = self.x
+        if self._shared["sparse_prep"] is None:
+            self._shared["sparse_prep"] = prepare_jacobian(self._f, self.backend, x, *self._contexts)
+        return jacobian(self._f, self.backend, x, *self._contexts, prep=self._shared["sparse_prep"])
+
+    @property
+    def sparse_prep(self):
+        """The ``AutoSparse`` Jacobian prep behind :meth:`tosparse` (None until its first call);
+        ``di.ncolors(J.sparse_prep)``, ``di.sparsity_pattern(J.sparse_prep)``."""
+        return self._shared["sparse_prep"]
 
     def __repr__(self) -> str:
         return (f"JacobianOperator(shape={self.shape}, dtype={self.dtype}, backend={self.backend!r}, "

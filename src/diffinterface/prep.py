@@ -37,7 +37,7 @@ class Prep:
 
     __slots__ = (
         "family", "f", "backend", "engine", "x_sig", "x_kind", "ctx_kinds",
-        "seed_info", "example", "compiled", "_fns", "f_engine", "x_spec", "y_spec", "__weakref__",
+        "seed_info", "example", "compiled", "_fns", "f_engine", "x_spec", "y_spec", "_fast", "__weakref__",
     )
 
     def __init__(self, family, f, backend, engine, x_sig, x_kind, ctx_kinds, seed_info, example, compiled):
@@ -55,6 +55,7 @@ class Prep:
         self.f_engine = f  # what the engine differentiates (the flat version for pytrees)
         self.x_spec = None  # TreeSpec of a pytree x, else None
         self.y_spec = None
+        self._fast = None  # (type, shape, dtype, device, convert) for the hot path, set by prepare
 
     def __repr__(self) -> str:
         return (
@@ -69,6 +70,26 @@ class Prep:
             fn = getattr(self.engine, "build_" + op)(self.f_engine, self.example, self.compiled)
             self._fns[op] = fn
         return fn
+
+    def fast_path(self, op: str, f: Callable, family: str, backend: Any, x: Any) -> Any:
+        """The result of ``op`` at ``x`` when the call needs no conversion work
+        beyond the engine call (array x, no contexts, seeds or out), else None.
+        Keeps a prepared call's Python overhead to a few attribute checks."""
+        fast = self._fast
+        if (fast is None or type(x) is not fast[0] or f is not self.f or family != self.family
+                or not (backend is self.backend or backend == self.backend)
+                or x.shape != fast[1] or x.dtype != fast[2]
+                or (fast[3] is not None and x.device != fast[3])):
+            return None
+        fn = self._fns.get(op) or self.fn(op)
+        convert = fast[4]
+        if op.startswith("value_and_"):
+            y, result = fn(x if convert is None else self.engine.to_native(x))
+            if convert is None:
+                return y, result
+            return _value(y), convert(result)
+        result = fn(x if convert is None else self.engine.to_native(x))
+        return result if convert is None else convert(result)
 
     def matches(self, family: str, f: Callable, backend: Any, x: Any, contexts: tuple) -> bool:
         return (
@@ -108,6 +129,25 @@ class Prep:
             "this call does not match its prep; prepare again for the new arguments or fix:\n  "
             + "\n  ".join(problems)
         )
+
+
+def _value(y: Any) -> Any:
+    y = np.asarray(y)
+    return y[()] if y.ndim == 0 else y
+
+
+def _fast_signature(x: Any, kind: str, engine: Any) -> tuple | None:
+    """What the hot path compares, and how it converts results (None: as they are)."""
+    if kind not in ("numpy", "jax", "torch") or getattr(engine, "result_like", None) is not None:
+        return None
+    native = kind == getattr(engine, "native_kind", None)
+    convert = None if native else (np.asarray if kind == "numpy" else None)
+    if kind == "numpy" and native:
+        convert = None
+    if not native and kind != "numpy":
+        return None
+    device = x.device if kind == "torch" else None
+    return (type(x), tuple(x.shape), x.dtype, device, convert)
 
 
 def _signature_of(x: Any, spec: Any) -> tuple:
@@ -168,6 +208,7 @@ def prepare(
     prep = Prep(family, f, backend, engine, signature(x), kind, context_kinds(contexts),
                 seeds_info(seeds), example, compiled)
     prep.f_engine = f_engine
+    prep._fast = None if contexts or is_tree(x) else _fast_signature(x, kind, engine)
     if compiled and engine.compiles:
         native_seeds = () if seeds is None else (tuple(engine.to_native(s) for s in seeds),)
         prep.fn(family)(xn, *native_seeds, *ctx)

@@ -7,7 +7,10 @@ A strategy has ``name`` and
 * ``setup(x, ctx) -> state``: the work done once per point;
 * ``value(state)``: ``f(x)`` (from the set-up where it has it);
 * ``jvp(state, t, batched)`` / ``vjp(state, w, batched)``: one product, or a
-  block (leading axis k) when ``batched``;
+  block (leading axis k) when ``batched``; strategies with ``columns = True``
+  (JAX) also take ``batched="columns"``: seeds and results ``(size, k)``, the
+  block mapped with ``vmap(in_axes=-1, out_axes=-1)`` inside the jitted call
+  (no eager transpose before or after);
 * ``gauss_newton(state, t, batched)``: ``Jᵀ(J t)``, fused where that saves a
   dispatch or a pass;
 * optionally ``dense(state)``: the Jacobian, shape ``y.shape + x.shape``.
@@ -56,6 +59,9 @@ class Strategy:
     """Defaults shared by the strategies."""
 
     name = "?"
+    #: True: blocks may be passed as ``(size, k)`` columns with ``batched="columns"``
+    #: (results ``(size, k)``), the layout change done inside the engine's compiled call
+    columns = False
 
     def gauss_newton(self, state, t, batched):
         return self.vjp(state, self.jvp(state, t, batched), batched)
@@ -67,6 +73,7 @@ class Strategy:
 # --------------------------------------------------------------------- JAX
 class JaxLinearize(Strategy):
     name = "linearize"
+    columns = True  # blocks arrive as (size, k) columns: the layout change happens inside jit
 
     def __init__(self, f, ex):
         import jax
@@ -80,18 +87,26 @@ class JaxLinearize(Strategy):
             return y, lin, jax.linear_transpose(lin, x)
 
         xd, yd = ex.x_dtype, ex.y_dtype  # seeds are cast inside jit (under x64 where needed)
+        cols_in, cols_out = _jax_columns(ex)
 
         def jvp(lin, t, batched):
             t = jnp.asarray(t, dtype=xd)
+            if batched == "columns":
+                return cols_out(jax.vmap(lin, in_axes=-1, out_axes=-1)(cols_in(t, ex.x_shape)), ex.y_shape)
             return jax.vmap(lin)(t) if batched else lin(t)
 
         def vjp(lt, w, batched):
             w = jnp.asarray(w, dtype=yd)
-            return jax.vmap(lambda c: lt(c)[0])(w) if batched else lt(w)[0]
+            one = lambda c: lt(c)[0]  # noqa: E731
+            if batched == "columns":
+                return cols_out(jax.vmap(one, in_axes=-1, out_axes=-1)(cols_in(w, ex.y_shape)), ex.x_shape)
+            return jax.vmap(one)(w) if batched else one(w)
 
         def gn(lin, lt, t, batched):
             one = lambda s: lt(lin(s))[0]  # noqa: E731
             t = jnp.asarray(t, dtype=xd)
+            if batched == "columns":
+                return cols_out(jax.vmap(one, in_axes=-1, out_axes=-1)(cols_in(t, ex.x_shape)), ex.x_shape)
             return jax.vmap(one)(t) if batched else one(t)
 
         self._setup = _jax_x64(jax.jit(setup), ex)
@@ -116,8 +131,21 @@ class JaxLinearize(Strategy):
         return self._gn(state["lin"], state["lt"], t, batched)
 
 
+def _jax_columns(ex):
+    """(seeds (size, k) -> shape + (k,), results shape + (k,) -> (size, k)): reshapes that
+    only split or merge leading axes (free inside jit; no transpose is materialized)."""
+    def cols_in(a, shape):
+        return a.reshape(tuple(shape) + (a.shape[-1],))
+
+    def cols_out(a, shape):
+        return a.reshape((int(np.prod(shape)), a.shape[-1]))
+
+    return cols_in, cols_out
+
+
 class JaxRecompute(Strategy):
     name = "recompute"
+    columns = True
 
     def __init__(self, f, ex):
         import jax
@@ -126,9 +154,14 @@ class JaxRecompute(Strategy):
         from diffinterface.backends._jax import _bind
 
         xd, yd = ex.x_dtype, ex.y_dtype
+        cols_in, cols_out = _jax_columns(ex)
 
         def jvp(x, t, batched, *ctx):
             g, x, t = _bind(f, ctx), jnp.asarray(x), jnp.asarray(t, dtype=xd)
+            if batched == "columns":
+                y, out = jax.vmap(lambda s: jax.jvp(g, (x,), (s,)), in_axes=-1,
+                                  out_axes=(None, -1))(cols_in(t, ex.x_shape))
+                return y, cols_out(out, ex.y_shape)
             if batched:
                 return jax.vmap(lambda s: jax.jvp(g, (x,), (s,)), out_axes=(None, 0))(t)
             return jax.jvp(g, (x,), (t,))
@@ -136,6 +169,9 @@ class JaxRecompute(Strategy):
         def vjp(x, w, batched, *ctx):
             y, pull = jax.vjp(_bind(f, ctx), jnp.asarray(x))
             w = jnp.asarray(w, dtype=yd)
+            if batched == "columns":
+                out = jax.vmap(lambda c: pull(c)[0], in_axes=-1, out_axes=-1)(cols_in(w, ex.y_shape))
+                return y, cols_out(out, ex.x_shape)
             return y, (jax.vmap(pull)(w)[0] if batched else pull(w)[0])
 
         def gn(x, t, batched, *ctx):
@@ -143,6 +179,8 @@ class JaxRecompute(Strategy):
             y, lin = jax.linearize(_bind(f, ctx), x)
             lt = jax.linear_transpose(lin, x)
             one = lambda s: lt(lin(s))[0]  # noqa: E731
+            if batched == "columns":
+                return y, cols_out(jax.vmap(one, in_axes=-1, out_axes=-1)(cols_in(t, ex.x_shape)), ex.x_shape)
             return y, (jax.vmap(one)(t) if batched else one(t))
 
         self._value = _jax_x64(jax.jit(lambda x, *ctx: f(jnp.asarray(x), *ctx)), ex)

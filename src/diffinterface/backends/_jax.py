@@ -50,6 +50,7 @@ def _with_aux(g):
 
 class JAXEngine(Engine):
     accepts = (SCALAR, NUMPY, JAX)
+    native_kind = "jax"
     compiles = True
     display = "AutoJAX()"
 

@@ -10,6 +10,8 @@ from diffinterface.backends._foreign import wrong_output_error
 class NumPyArrays:
     """Mixin: NumPy as the native array type."""
 
+    native_kind = "numpy"
+
     def to_native(self, x):
         if isinstance(x, np.ndarray):
             return x

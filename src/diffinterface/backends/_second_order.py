@@ -82,6 +82,7 @@ class SecondOrderEngine(Engine):
         self.compiles = outer.compiles or inner.compiles
         self.display = repr(pair)
         self.mode = outer.mode
+        self.native_kind = "numpy" if self.through_numpy else getattr(inner, "native_kind", None)
 
     # --- arrays: those of the inner engine (NumPy when finite differences lead)
     def to_native(self, x):

@@ -81,6 +81,7 @@ def batched(single, vectorized):
 
 class TorchEngine(Engine):
     accepts = (SCALAR, NUMPY, TORCH)
+    native_kind = "torch"
     display = "AutoTorch()"
 
     def __init__(self, backend):

@@ -63,6 +63,10 @@ def run(
     (the operator's result, the one ``out=`` receives); the default is
     ``("value", "result")`` for ``value_and_*`` operators, else ``("result",)``.
     """
+    if prep is not None and not contexts and out is None and not seed_name and parts is None:
+        fast = prep.fast_path(op, f, family, backend, x)
+        if fast is not None:
+            return fast
     if parts is None:
         parts = ("value", "result") if op.startswith("value_and_") else ("result",)
     if not _checked and ((prep is None and is_tree(x)) or (prep is not None and prep.x_spec is not None)):
