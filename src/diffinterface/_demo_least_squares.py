@@ -8,7 +8,9 @@ observations of the state:
 
 (m = 2n residuals, a nonzero minimum).  Solved with
 ``scipy.optimize.least_squares(method="trf", tr_solver="lsmr")`` using the
-matrix-free Jacobian operator of each installed engine, and against SciPy's
+matrix-free Jacobian operator of each installed engine, the sparse Jacobian
+of ``AutoSparse`` (sparsity detected from the code and colored once; each
+``jac`` one compressed evaluation, as a ``csr_array``), and against SciPy's
 own finite-difference Jacobian given the true sparsity (``jac_sparsity``).
 """
 
@@ -85,6 +87,14 @@ def _engines():
     return out
 
 
+def _sparse_engines():
+    """The engine of the AutoSparse row: autograd where installed (its compressed pullbacks need no
+    compilation, which at this size costs more than the 15 Jacobians), else the first engine."""
+    engines = _engines()
+    chosen = [e for e in engines if isinstance(e[0], di.AutoAutograd)] or engines[:1]
+    return chosen
+
+
 def solve(r, backend, x0, jac_kind="operator", **options):
     """Run least_squares with di.scipy_least_squares; (result, seconds, shared points)."""
     start = time.perf_counter()
@@ -154,6 +164,15 @@ def demo_least_squares(N: int = 71, N_check: int = 32) -> bool:
         strategy = points.operators[0].strategy
         rows.append([label, f"{backend!r} operator ({strategy})", f"{result.cost:.10e}", f"{rel:.1e}",
                      result.nfev, result.njev, points.evaluations, f"{seconds:.2f}"])
+    sparse_seconds = []
+    for backend, xp, asarray in _sparse_engines():
+        result, seconds, points = solve(brusselator(xp, asarray, N), di.AutoSparse(backend), x0, jac_kind="sparse")
+        rel = abs(result.cost - fd.cost) / fd.cost
+        ok &= rel <= 1e-6
+        c = di.ncolors(points.operators[0].sparse_prep)
+        sparse_seconds.append((f"AutoSparse({backend!r})", seconds, result.cost))
+        rows.append([label, f"AutoSparse({backend!r}) csr ({c} colors)", f"{result.cost:.10e}", f"{rel:.1e}",
+                     result.nfev, result.njev, f"{points.evaluations} + {result.njev}x{c} dir.", f"{seconds:.2f}"])
     colors = _fd_colors(N)
     rows.append([label, f"SciPy FD + jac_sparsity ({colors} colors)", f"{fd.cost:.10e}", "0", fd.nfev, fd.njev,
                  fd.nfev + colors * fd.njev if colors else "?", f"{fd_seconds:.2f}"])
@@ -161,6 +180,12 @@ def demo_least_squares(N: int = 71, N_check: int = 32) -> bool:
                         "f evaluations in all", "wall s"], rows,
                        title="Brusselator steady state + observations, least_squares(method='trf', tr_solver='lsmr')"))
     print("\n'f evaluations in all': di operators set up once per point (fun and jac share it; the products are "
-          "JVPs/VJPs);\nSciPy's FD adds one f evaluation per color for each J (not counted in its nfev)")
+          "JVPs/VJPs);\nAutoSparse: one f evaluation per point, plus for each J one compressed pass ('J x c dir.': "
+          "c JVPs or VJPs, batched;\nits wall time includes detection, coloring and compilation); SciPy's FD adds "
+          "one f evaluation per color for each J (not counted in its nfev)")
+    for name, seconds, cost in sparse_seconds:
+        verdict = "faster" if seconds < fd_seconds else "SLOWER"
+        print(f"{name}: {seconds:.2f} s vs SciPy FD + jac_sparsity {fd_seconds:.2f} s ({verdict}), final cost "
+              f"{'<=' if cost <= fd.cost else '>'} SciPy's")
     print("\nevery run reached the reference cost" if ok else "\nSOME RUN MISSED THE REFERENCE COST")
     return ok

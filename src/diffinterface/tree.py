@@ -113,6 +113,23 @@ class TreeSpec:
     def leaves(self, tree: Any) -> list:
         return _optree().tree_leaves(tree, namespace=_NAMESPACE)
 
+    def matching_leaves(self, tree: Any) -> list | None:
+        """The leaves of ``tree`` if it has this structure, leaf shapes and dtypes, else None
+        (one flatten and a few comparisons: the hot-path check of a prepared call)."""
+        try:
+            leaves, treedef = _optree().tree_flatten(tree, namespace=_NAMESPACE)
+        except (TypeError, ValueError):
+            return None
+        if treedef != self.treedef:
+            return None
+        for leaf, shape, dtype in zip(leaves, self.shapes, self.dtypes):
+            if tuple(np.shape(leaf)) != shape or str(getattr(leaf, "dtype", "float64")) != dtype:
+                return None
+        return leaves
+
+    def unflatten(self, leaves: list) -> Any:
+        return _optree().tree_unflatten(self.treedef, list(leaves))
+
     def signature(self) -> tuple:
         return (str(self.treedef), tuple(self.shapes), tuple(self.dtypes))
 

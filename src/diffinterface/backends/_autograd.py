@@ -89,6 +89,13 @@ class AutogradEngine(NumPyArrays, Engine):
     def build_value_and_gradient(self, f, ex, compiled):
         return lambda x, *ctx: value_and_grad(_bind(f, ctx))(x)
 
+    def build_tree_value_and_gradient(self, f, spec, compiled):
+        """Gradient over the leaves of a pytree x (autograd differentiates lists)."""
+        def value_and_gradient(leaves, *ctx):
+            return value_and_grad(lambda ls: f(spec.unflatten(list(ls)), *ctx))(list(leaves))
+
+        return value_and_gradient
+
     # --- second order -----------------------------------------------------
     def differentiable_gradient(self, f, outer):
         return lambda z, *ctx: autograd_grad(_bind(f, ctx))(z)

@@ -192,6 +192,15 @@ class JAXEngine(Engine):
         vd = self.build_value_and_derivative(f, ex, False)
         return self._finish(lambda x, *ctx: vd(x, *ctx)[1], ex, compiled)
 
+    def build_tree_value_and_gradient(self, f, spec, compiled):
+        """Gradient over the leaves of a pytree x, inside one jitted function."""
+        def value_and_gradient(leaves, *ctx):
+            return jax.value_and_grad(lambda ls: f(spec.unflatten(ls), *ctx))(list(leaves))
+
+        fn = jax.jit(value_and_gradient) if compiled else value_and_gradient
+        dtype = next((d for d in spec.dtypes if "float64" in d), None)
+        return with_x64(fn) if dtype is not None and needs_x64(np.float64) else fn
+
     # --- second order -----------------------------------------------------
     def build_value(self, f, ex, compiled):
         return self._finish(f, ex, compiled)

@@ -186,6 +186,22 @@ class TorchEngine(Engine):
     def build_value_and_derivative(self, f, ex, compiled):
         return lambda x, *ctx: jvp(_bind(f, ctx), (x,), (torch.ones_like(x),))
 
+    def build_tree_value_and_gradient(self, f, spec, compiled):
+        """Gradient over the leaves of a pytree x: one backward pass to every leaf."""
+        if self.mode == "forward":
+            return None
+
+        def value_and_gradient(leaves, *ctx):
+            leaves = [leaf.detach().requires_grad_(True) for leaf in leaves]
+            with torch.enable_grad():
+                y = f(spec.unflatten(leaves), *ctx)
+                if not y.requires_grad:
+                    return y.detach(), [torch.zeros_like(leaf) for leaf in leaves]
+                grads = torch.autograd.grad(y, leaves, allow_unused=True)
+            return y.detach(), [torch.zeros_like(l) if g is None else g for l, g in zip(leaves, grads)]
+
+        return value_and_gradient
+
     # --- second order -----------------------------------------------------
     def build_value(self, f, ex, compiled):
         return lambda x, *ctx: _call(f, x, ctx)

@@ -125,6 +125,32 @@ def _convert_result(result: Any, kind: str, single_seed: bool, has_seeds: bool, 
     return result
 
 
+def contexts_have_cache(contexts: tuple) -> bool:
+    from diffinterface.contexts import Cache
+
+    return any(isinstance(c, Cache) for c in contexts)
+
+
+def _tree_gradient(op, f, backend, x, contexts, prep):
+    """Gradients of a pytree x straight through the engine's own pytree support
+    (differentiating the leaves, no concatenation): None where the engine has none."""
+    build = getattr(prep.engine, "build_tree_value_and_gradient", None)
+    if build is None or f is not prep.f or not (backend is prep.backend or backend == prep.backend):
+        return None
+    leaves = prep.x_spec.matching_leaves(x)
+    if leaves is None or (contexts and tuple(type(c) for c in contexts) != prep.ctx_kinds):
+        return None
+    fn = prep._fns.get("tree_value_and_gradient")
+    if fn is None:
+        fn = prep._fns["tree_value_and_gradient"] = build(f, prep.x_spec, prep.compiled)
+    engine = prep.engine
+    ctx = unwrap_contexts(contexts, engine) if contexts else ()
+    y, grads = fn([engine.to_native(leaf) for leaf in leaves], *ctx)
+    kind = prep.x_kind
+    gradient = prep.x_spec.unflatten([to_like(g, kind) for g in grads])
+    return (value_like(y, kind), gradient) if op.startswith("value_and_") else gradient
+
+
 def _same_structure(seeds: Any, like: Any) -> bool:
     from diffinterface.tree import TreeSpec, tree_spec
 
@@ -139,6 +165,10 @@ def _run_tree(op, family, f, backend, x, contexts, prep, out, seeds, seed_name, 
     """Pytree x (and/or y): flatten, run on the flat vector, rebuild the structures."""
     if out is not None:
         raise InvalidInputError("out= is not supported for pytree arguments; use the returned tree")
+    if prep is not None and family == "gradient" and not contexts_have_cache(contexts):
+        fast = _tree_gradient(op, f, backend, x, contexts, prep)
+        if fast is not None:
+            return fast
     has_seeds = seed_name != ""
     was_tuple, batch = as_seed_batch(seeds, seed_name) if has_seeds else (False, None)
     if has_seeds and seed_name == "tx" and is_tree(x) and _same_structure(seeds, x):
