@@ -280,7 +280,7 @@ def test_errors():
         J.update(np.ones(5))
     with pytest.raises(di.PreparationMismatchError, match="contexts"):
         J.update(np.ones(4), di.Constant(1.0))
-    with pytest.raises(di.UnsupportedOperationError, match="AutoSparse"):
+    with pytest.raises(di.UnsupportedOperationError, match=r"AutoSparse\(AutoFiniteDiff"):
         J.tosparse()
     with pytest.raises(di.InvalidInputError, match="loss="):
         gauss_newton_operator(make(np, np.asarray), di.AutoFiniteDiff(), np.ones(4), loss="huber")
@@ -307,3 +307,80 @@ def test_check_linear_operators(backend):  # JAX: covered above (its compiles ma
     rows = check_linear_operators(backend)
     assert len(rows) >= 90
     assert all(status == "ok" for _, _, status, _ in rows), [r for r in rows if r[2] != "ok"]
+
+
+def banded(xp):
+    """r_i = x_i² x_{i+1} - sin(x_{i-1}) (chain), m = n - 2, and its Jacobian."""
+    def r(x):
+        return x[1:-1] ** 2 * x[2:] - xp.sin(x[:-2])
+
+    def jac(x):
+        n = x.size
+        out = np.zeros((n - 2, n))
+        i = np.arange(n - 2)
+        out[i, i] = -np.cos(x[:-2])
+        out[i, i + 1] = 2 * x[1:-1] * x[2:]
+        out[i, i + 2] = x[1:-1] ** 2
+        return out
+
+    return r, jac
+
+
+@pytest.mark.parametrize("engine", ["jax", "torch", "autograd", "finite_diff"])
+def test_tosparse_with_autosparse_matches_dense_and_reuses_its_prep(engine):
+    import scipy.sparse as sp
+
+    backend, xp, asarray = ENGINES[engine]
+    if engine == "finite_diff":
+        backend = di.AutoFiniteDiff(method="complex")
+    r, jac = banded(xp)
+    rng = np.random.default_rng(9)
+    x0, x1 = rng.normal(size=12), rng.normal(size=12)
+    J = jacobian_operator(r, di.AutoSparse(backend), x0)
+    assert J.sparse_prep is None
+    S = J.tosparse()
+    assert isinstance(S, sp.csr_array) and S.shape == (10, 12)
+    prep = J.sparse_prep
+    assert di.ncolors(prep) == 3
+    close(S.toarray(), jac(x0), 1e-12)
+    close(J @ np.ones(12), jac(x0) @ np.ones(12), 1e-12 if engine != "finite_diff" else 1e-12)
+    J.update(x1)
+    close(di.to_scipy(J.tosparse()).toarray(), jac(x1), 1e-12)
+    assert J.sparse_prep is prep  # prepared once, reused at every point
+    close(J.tosparse().toarray(), J.todense(), 1e-12)
+
+
+def test_tosparse_native_types_and_contexts():
+    r, jac = banded(jnp)
+    x = np.linspace(-1.0, 1.0, 8)
+    S = jacobian_operator(r, di.AutoSparse(di.AutoJAX()), jnp.asarray(x)).tosparse()
+    assert type(S).__name__ == "BCOO"
+    close(np.asarray(S.todense()), jac(x), 1e-12)
+    rt, _ = banded(torch)
+    St = jacobian_operator(rt, di.AutoSparse(di.AutoTorch()), torch.as_tensor(x)).tosparse()
+    assert isinstance(St, torch.Tensor) and St.layout == torch.sparse_csr
+    close(di.to_scipy(St).toarray(), jac(x), 1e-12)
+    f = lambda z, a: a * z[1:] * z[:-1]  # noqa: E731
+    J = jacobian_operator(f, di.AutoSparse(di.AutoFiniteDiff(method="complex")), x, di.Constant(2.0))
+    dense = J.todense()
+    close(J.tosparse().toarray(), dense, 1e-12)
+    J.update(x, di.Constant(3.0))
+    close(J.tosparse().toarray(), 1.5 * dense, 1e-12)
+
+
+def test_blocks_in_column_layout_for_jax_and_views_elsewhere():
+    make, jac = problem((2, 3), (3, 2))
+    rng = np.random.default_rng(10)
+    x, V, W = rng.normal(size=(2, 3)), rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    J = jacobian_operator(make(jnp, np.asarray), di.AutoJAX(), x)
+    assert J._columns
+    for strategy in J._strategies:  # every JAX strategy maps the (size, k) block inside its jit
+        state = strategy.setup(J._engine.to_native(x), ())
+        close(np.asarray(strategy.jvp(state, V, "columns")), jac(x) @ V, 1e-12)
+        close(np.asarray(strategy.vjp(state, W, "columns")), jac(x).T @ W, 1e-12)
+        close(np.asarray(strategy.gauss_newton(state, V, "columns")), jac(x).T @ jac(x) @ V, 1e-12)
+    close(J @ jnp.asarray(V), jac(x) @ V, 1e-12)
+    Jt = jacobian_operator(make(torch, torch.as_tensor), di.AutoTorch(), torch.as_tensor(x))
+    assert not Jt._columns
+    seeds, k = Jt._seeds(torch.as_tensor(V), 6, (2, 3), "J @ V")
+    assert k == 4 and seeds.shape == (4, 2, 3) and seeds.data_ptr() == torch.as_tensor(V).data_ptr()

@@ -1,5 +1,5 @@
 """scipy_least_squares: fun and jac share one evaluation per point, the jac
-rule (dense / LinearOperator / sparse later), bounds (trial points do not move
+rule (dense / LinearOperator / sparse csr with AutoSparse), bounds (trial points do not move
 the operator SciPy holds), and the Brusselator demo against the exact Jacobian."""
 
 from __future__ import annotations
@@ -71,8 +71,10 @@ def test_jac_rule():
     assert small["jac"].kind == "dense" and isinstance(small["jac"](x0), np.ndarray)
     large = scipy_least_squares(lambda x: jnp.concatenate([x, x**2]), di.AutoJAX(), np.zeros(400))
     assert large["jac"].kind == "operator"  # 800 x 400 > DENSE_MAX_ENTRIES
-    with pytest.raises(di.UnsupportedOperationError, match="jac_kind='operator'"):
+    with pytest.raises(di.UnsupportedOperationError, match=r"AutoSparse\(AutoFiniteDiff"):
         scipy_least_squares(lambda x: x**2, di.AutoFiniteDiff(), x0, jac_kind="sparse")
+    sparse = scipy_least_squares(lambda x: x**2, di.AutoSparse(di.AutoFiniteDiff()), x0)
+    assert sparse["jac"].kind == "sparse"  # auto: AutoSparse backends get the sparse Jacobian
     with pytest.raises(di.InvalidInputError, match="jac_kind"):
         scipy_least_squares(lambda x: x**2, di.AutoFiniteDiff(), x0, jac_kind="lsmr")
 
@@ -117,3 +119,44 @@ def test_demo_instance_reaches_the_exact_dense_jacobian_cost():
         result, _, points = solve(brusselator(xp, asarray, N), backend, x0)
         assert abs(result.cost - reference.cost) <= 1e-8 * reference.cost
         assert points.evaluations == result.nfev
+
+
+@pytest.mark.parametrize("engine", ["jax", "autograd", "finite_diff"])
+def test_autosparse_jac_is_csr_and_reaches_the_dense_jacobian_cost(engine):
+    import scipy.sparse as sp
+
+    backend, xp, asarray = ENGINES[engine]
+    N = 8  # 128 unknowns, 256 residuals
+    x0 = brusselator_data(N)[2]
+    calls = []
+    inner = brusselator(xp, asarray, N)
+
+    def r(z):
+        calls.append(1)
+        return inner(z)
+
+    kwargs = scipy_least_squares(r, di.AutoSparse(backend), x0)
+    assert kwargs["jac"].kind == "sparse"
+    J0 = kwargs["jac"](x0)
+    assert isinstance(J0, sp.csr_array) and J0.shape == (4 * N * N, 2 * N * N)
+    np.testing.assert_allclose(J0.toarray(), brusselator_jacobian(N, x0), rtol=0, atol=1e-12)
+    prep = kwargs["jac"].prep()
+    assert di.ncolors(prep) < 2 * N * N // 4
+    result = scipy.optimize.least_squares(x0=x0, method="trf", tr_solver="lsmr", **TOLERANCES, **kwargs)
+    reference = solve_dense_exact(N, x0)
+    assert result.cost <= reference.cost * (1 + 1e-10)
+    assert kwargs["jac"].prep() is prep  # prepared once for every point
+    point = kwargs["fun"].point
+    assert point.evaluations == result.nfev  # fun and jac share the point's set-up
+
+
+def test_autosparse_jac_with_bounds():
+    N = 6
+    x0 = brusselator_data(N)[2]
+    bounds = (np.full(x0.size, 0.5), np.full(x0.size, 4.0))
+    common = dict(method="trf", tr_solver="lsmr", bounds=bounds, **TOLERANCES)
+    ours = scipy.optimize.least_squares(x0=x0, **common, **scipy_least_squares(
+        brusselator(jnp, np.asarray, N), di.AutoSparse(di.AutoJAX()), x0))
+    exact = scipy.optimize.least_squares(brusselator(np, np.asarray, N), x0, jac=lambda z: brusselator_jacobian(N, z),
+                                         **common)
+    np.testing.assert_allclose(ours.cost, exact.cost, rtol=1e-10)

@@ -86,8 +86,8 @@ def scipy_least_squares(r: Callable, backend: Any, x0: Any, *contexts: Any, jac_
       from the operator's ``tosparse()``: the sparsity is detected and colored
       once (on the first ``jac`` call), each ``jac`` is one compressed
       evaluation (``di.ncolors`` directions in one batched pass) at the point
-      ``fun`` already set up; works with ``tr_solver="lsmr"`` or ``"exact"``
-      (SciPy densifies it) and ``x_scale="jac"``.  ``jac.prep()`` gives the
+      ``fun`` already set up; use ``tr_solver="lsmr"`` (SciPy's ``"exact"``
+      solver takes dense Jacobians only: ``jac_kind="dense"``).  ``jac.prep()`` gives the
       AutoSparse prep (``di.ncolors``, ``di.sparsity_pattern``).
 
     Residuals and x of any shape are flattened (SciPy works with vectors).
