@@ -7,7 +7,7 @@ the same derivative?  Targets: median ratio <= 1.05 at n = 1e5, <= 1.5 at n = 10
     python benchmarks/overhead.py                      # engines pinned to 1 thread
     python benchmarks/overhead.py --threads default    # default thread pools
     python benchmarks/overhead.py --quick              # n = 10 only, shorter timings
-    python benchmarks/overhead.py --breakdown          # where a prepared JAX call's time goes
+    python benchmarks/overhead.py --breakdown          # where a prepared call's time goes
 
 Functions (x a float64 vector of size n):
 
@@ -80,7 +80,7 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="n = 10 only, --min-time 0.05")
     p.add_argument("--out", help="also write the tables (markdown) to this file")
     p.add_argument("--breakdown", action="store_true",
-                   help="only print where a prepared call's time goes at n = 10 (JAX, sin)")
+                   help="only print where a prepared call's time goes, step by step, at n = 10")
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.min_time = (10,), 0.05
@@ -88,6 +88,7 @@ def parse_args(argv=None):
 
 
 ARGS = parse_args()
+LOAD_AT_START = os.getloadavg()[0]
 if ARGS.threads == "1":
     flags = os.environ.get("XLA_FLAGS", "")
     if PINNED_XLA_FLAGS not in flags:
@@ -414,6 +415,8 @@ def environment(torch_threads):
         f"- threads: {'pinned to 1' if ARGS.threads == '1' else 'engine defaults'}; "
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '(unset)')!r}; torch.get_num_threads()={torch_threads}",
         "- command: `python " + " ".join(["benchmarks/overhead.py"] + sys.argv[1:]) + "`",
+        f"- load average (1 min) at start / end: {LOAD_AT_START:.2f} / {os.getloadavg()[0]:.2f} "
+        "(other processes on the machine; the A/A noise floor below shows what that does to ratios)",
         f"- timing: alternating ~5 ms batches (A, B, B, A, ...), each side >= {ARGS.min_time} s and >= 7 "
         "batches; µs columns are medians of the per-call time over batches; ratio is the median over "
         "rounds of di / native for batches run back to back",
@@ -421,45 +424,89 @@ def environment(torch_threads):
 
 
 def breakdown():
-    """Best-of-repeats cost of each step of the prepared di call path at n = 10 (JAX, sin).
+    """Best-of-repeats cost of each step of the prepared di call path at n = 10, f = sin.
     Uses library internals, so a step the library no longer has prints n/a."""
     import timeit
-
-    side = JaxSide()
-    xa, ta = inputs(10)
-    x, t = side.array(xa), side.array(ta)
-    f, b = side.function("sin", 10), di.AutoJAX()
-    pg, pp = di.prepare_gradient(f, b, x), di.prepare_pushforward(f, b, x, t)
-    jg = side.natives("gradient", "reverse", f)["jit(grad)"]
-    jj = side.natives("pushforward", "reverse", f)["jit(jvp)"]
-    jg(x), jj(x, t)
 
     def internal(path):
         module, name = path.rsplit(".", 1)
         return getattr(__import__(module, fromlist=[name]), name)
 
-    steps = {
-        "native jit(grad)(x)": lambda: jg(x).block_until_ready(),
-        "di.gradient(..., prep=)": lambda: di.gradient(f, b, x, prep=pg).block_until_ready(),
-        "  prep.fn('gradient')(x) (the jitted call alone)": lambda: pg.fn("gradient")(x).block_until_ready(),
-        "  prep.matches(...)": lambda: pg.matches("gradient", f, b, x, ()),
-        "    _arrays.signature(x)": lambda: internal("diffinterface._arrays.signature")(x),
-        "      str(x.dtype)": lambda: str(x.dtype),
-        "native jit(jvp)(x, t)": lambda: jj(x, t).block_until_ready(),
-        "di.pushforward(..., prep=)": lambda: di.pushforward(f, b, x, t, prep=pp).block_until_ready(),
-        "  prep.fn('pushforward')(x, (t,)) (jitted value_and_pushforward + drop y)":
-            lambda: pp.fn("pushforward")(x, (t,))[0].block_until_ready(),
-        "  prep.check_seed_shapes((t,), ...)":
-            lambda: internal("diffinterface.prep.check_seed_shapes")((t,), "tx", (10,), "x"),
-    }
-    print("| step (n = 10, JAX, f = sin) | best of 7 x 2000 calls (µs) |\n|---|---:|")
-    for name, fn in steps.items():
-        try:
-            fn()
-            cost = f"{min(timeit.repeat(fn, number=2000, repeat=7)) / 2000 * 1e6:.2f}"
-        except Exception as error:  # noqa: BLE001
-            cost = f"n/a ({type(error).__name__})"
-        print(f"| {name} | {cost} |")
+    def jax_steps():
+        side = JaxSide()
+        x, t = side.array(xa), side.array(ta)
+        f, b = side.function("sin", 10), di.AutoJAX()
+        pg, pp = di.prepare_gradient(f, b, x), di.prepare_pushforward(f, b, x, t)
+        jg = side.natives("gradient", "reverse", f)["jit(grad)"]
+        jj = side.natives("pushforward", "reverse", f)["jit(jvp)"]
+        return {
+            "native jit(grad)(x)": lambda: jg(x).block_until_ready(),
+            "di.gradient(..., prep=)": lambda: di.gradient(f, b, x, prep=pg).block_until_ready(),
+            "  prep.fn('gradient')(x) (the jitted call alone)": lambda: pg.fn("gradient")(x).block_until_ready(),
+            "  prep.fast_path('gradient', ...) (hot path: checks + call)":
+                lambda: pg.fast_path("gradient", f, "gradient", b, x).block_until_ready(),
+            "  prep.matches(...) (slow path check)": lambda: pg.matches("gradient", f, b, x, ()),
+            "    _arrays.signature(x)": lambda: internal("diffinterface._arrays.signature")(x),
+            "      str(x.dtype)": lambda: str(x.dtype),
+            "native jit(jvp)(x, t)": lambda: jj(x, t).block_until_ready(),
+            "di.pushforward(..., prep=)": lambda: di.pushforward(f, b, x, t, prep=pp).block_until_ready(),
+            "  prep.fn('pushforward')(x, (t,)) (jitted value_and_pushforward, y dropped)":
+                lambda: pp.fn("pushforward")(x, (t,))[0].block_until_ready(),
+            "  prep.check_seed_shapes((t,), ...)":
+                lambda: internal("diffinterface.prep.check_seed_shapes")((t,), "tx", (10,), "x"),
+        }
+
+    def torch_steps():
+        side = TorchSide(ARGS.threads)
+        torch = side.torch
+        x, t = side.array(xa), side.array(ta)
+        f, b = side.function("sin", 10), di.AutoTorch()
+        pg, pp = di.prepare_gradient(f, b, x), di.prepare_pushforward(f, b, x, t)
+        leaf = x.detach().clone().requires_grad_(True)
+
+        def fresh_leaf():
+            z = x.detach().requires_grad_(True)
+            return torch.autograd.grad(f(z), z)[0]
+
+        def as_engine():
+            z = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                y = f(z)
+                (g,) = torch.autograd.grad(y, z)
+            return y.detach(), g
+
+        return {
+            "native autograd.grad on a leaf made once": lambda: torch.autograd.grad(f(leaf), leaf)[0],
+            "  same, leaf made per call (x.detach().requires_grad_())": fresh_leaf,
+            "  same + enable_grad() + y.detach() (what the engine does)": as_engine,
+            "di.gradient(..., prep=)": lambda: di.gradient(f, b, x, prep=pg),
+            "  prep.fn('gradient')(x) (the engine callable alone)": lambda: pg.fn("gradient")(x),
+            "  prep.fast_path('gradient', ...) (hot path: checks + call)":
+                lambda: pg.fast_path("gradient", f, "gradient", b, x),
+            "  prep.matches(...) (slow path check)": lambda: pg.matches("gradient", f, b, x, ()),
+            "    _arrays.signature(x)": lambda: internal("diffinterface._arrays.signature")(x),
+            "      str(x.device)": lambda: str(x.device),
+            "native torch.func.jvp(f, (x,), (t,))[1]": lambda: torch.func.jvp(f, (x,), (t,))[1],
+            "di.pushforward(..., prep=)": lambda: di.pushforward(f, b, x, t, prep=pp),
+            "  prep.fn('pushforward')(x, (t,)) (the engine callable alone)": lambda: pp.fn("pushforward")(x, (t,)),
+            "  t.to(x.dtype)": lambda: t.to(x.dtype),
+        }
+
+    xa, ta = inputs(10)
+    tables = []
+    if "jax" in ARGS.engines:
+        tables.append(("JAX", jax_steps()))
+    if "torch" in ARGS.engines:
+        tables.append(("torch", torch_steps()))
+    for name, steps in tables:
+        print(f"\n| step ({name}, n = 10, f = sin) | best of 7 x 2000 calls (µs) |\n|---|---:|")
+        for label, fn in steps.items():
+            try:
+                fn()
+                cost = f"{min(timeit.repeat(fn, number=2000, repeat=7)) / 2000 * 1e6:.2f}"
+            except Exception as error:  # noqa: BLE001
+                cost = f"n/a ({type(error).__name__})"
+            print(f"| {label} | {cost} |", flush=True)
 
 
 def main():
@@ -495,7 +542,7 @@ def main():
     floors = [(side.name, n, noise_floor(side, n, ARGS.min_time)) for side in sides for n in ARGS.sizes
               if n in TARGETS]
 
-    lines = [f"### Overhead, threads: {'1 (pinned)' if ARGS.threads == '1' else 'default'}", ""]
+    lines = [f"## Threads: {'1 (pinned)' if ARGS.threads == '1' else 'default'}", ""]
     lines += environment(torch_threads)
     lines += ["", *main_table(rows)]
     if floors:
