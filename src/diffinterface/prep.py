@@ -71,7 +71,8 @@ class Prep:
             self._fns[op] = fn
         return fn
 
-    def fast_path(self, op: str, f: Callable, family: str, backend: Any, x: Any) -> Any:
+    def fast_path(self, op: str, f: Callable, family: str, backend: Any, x: Any, seed: Any = None,
+                  seed_name: str = "") -> Any:
         """The result of ``op`` at ``x`` when the call needs no conversion work
         beyond the engine call (array x, no contexts, seeds or out), else None.
         Keeps a prepared call's Python overhead to a few attribute checks."""
@@ -83,6 +84,19 @@ class Prep:
             return None
         fn = self._fns.get(op) or self.fn(op)
         convert = fast[4]
+        if seed is not None:
+            if (type(seed) is not fast[0] or seed.shape != (fast[1] if seed_name == "tx" else self.example.y_shape)
+                    or self.seed_info != 1):
+                return None
+            native_seed = (seed if convert is None else self.engine.to_native(seed),)
+            out = fn(x if convert is None else self.engine.to_native(x), native_seed)
+            if op.startswith("value_and_"):
+                y, (result,) = out
+                return (y, result) if convert is None else (_value(y), convert(result))
+            if op == "gradient_and_hvp":
+                g, (result,) = out
+                return (g, result) if convert is None else (convert(g), convert(result))
+            return out[0] if convert is None else convert(out[0])
         if op.startswith("value_and_"):
             y, result = fn(x if convert is None else self.engine.to_native(x))
             if convert is None:

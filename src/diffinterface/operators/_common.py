@@ -63,8 +63,13 @@ def run(
     (the operator's result, the one ``out=`` receives); the default is
     ``("value", "result")`` for ``value_and_*`` operators, else ``("result",)``.
     """
-    if prep is not None and not contexts and out is None and not seed_name and parts is None:
-        fast = prep.fast_path(op, f, family, backend, x)
+    if prep is not None and not contexts and out is None and (parts is None or op == "gradient_and_hvp"):
+        if not seed_name:
+            fast = prep.fast_path(op, f, family, backend, x)
+        elif not isinstance(seeds, tuple):
+            fast = prep.fast_path(op, f, family, backend, x, seeds, seed_name)
+        else:
+            fast = None
         if fast is not None:
             return fast
     if parts is None:
