@@ -42,7 +42,8 @@ engine can), with ``G.value = 0.5 |r|²`` and ``G.gradient = Jᵀ r``; with
 
 from __future__ import annotations
 
-import time
+from diffinterface._timing import block, fastest_time
+
 from typing import Any, Callable
 
 import numpy as np
@@ -63,21 +64,6 @@ __all__ = [
 MEASURE_ABOVE_S = 1e-4
 
 _UNMEASURED = object()
-
-
-def _block(result: Any) -> Any:
-    if hasattr(result, "block_until_ready"):
-        result.block_until_ready()
-    return result
-
-
-def _median_time(fn: Callable, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _block(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def _ones_like(a: Any) -> Any:
@@ -156,12 +142,12 @@ class JacobianOperator:
                 return None
             state = strategy.setup(xn, self._ctx)  # compiles
             w = _ones_like(strategy.value(state))
-            _block(strategy.jvp(state, t, False))
-            _block(strategy.vjp(state, w, False))
-            setup = _median_time(lambda: strategy.setup(xn, self._ctx))
+            block(strategy.jvp(state, t, False))
+            block(strategy.vjp(state, w, False))
+            setup = fastest_time(lambda: strategy.setup(xn, self._ctx))
             state = strategy.setup(xn, self._ctx)
-            jvp = _median_time(lambda: strategy.jvp(state, t, False), 5)
-            vjp = _median_time(lambda: strategy.vjp(state, w, False), 5)
+            jvp = fastest_time(lambda: strategy.jvp(state, t, False), 5)
+            vjp = fastest_time(lambda: strategy.vjp(state, w, False), 5)
             costs.append((setup, jvp, vjp))
         return costs
 

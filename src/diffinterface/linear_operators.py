@@ -29,13 +29,13 @@ with ``n = x.size``, and ``H @ v`` takes and returns flat vectors;
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import numpy as np
 
 from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, describe_signature, signature
 from diffinterface._errors import InvalidInputError, PreparationMismatchError
+from diffinterface._timing import block, fastest_time
 from diffinterface.backends import Example
 from diffinterface.contexts import unwrap_contexts
 from diffinterface.tree import is_tree, tree_spec
@@ -77,26 +77,6 @@ class RecomputeStrategy:
         if "value" not in state:
             state["value"] = self._value(self._engine.inner.to_native(state["x"]), *state["ctx"])
         return state["value"], state["gradient"]
-
-
-def _median_time(fn: Callable, repeats: int = 3) -> float:
-    """The fastest of ``repeats`` runs: the least disturbed by other load on the machine."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _block(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.min(times))
-
-
-def _block(result: Any) -> Any:
-    leaves = result if isinstance(result, (tuple, list)) else (result,)
-    for leaf in leaves:
-        if isinstance(leaf, dict):
-            _block(tuple(leaf.values()))
-        elif hasattr(leaf, "block_until_ready"):
-            leaf.block_until_ready()
-    return result
 
 
 class HessianOperator:
@@ -160,11 +140,11 @@ class HessianOperator:
         for strategy in self._strategies:
             for _ in range(2):  # compile, then warm caches
                 state = strategy.setup(xn, self._ctx)
-                _block(state)
-                _block(strategy.apply(state, tangent))
-            setup = _median_time(lambda: strategy.setup(xn, self._ctx), repeats=5)
+                block(state)
+                block(strategy.apply(state, tangent))
+            setup = fastest_time(lambda: strategy.setup(xn, self._ctx), repeats=5)
             state = strategy.setup(xn, self._ctx)
-            apply = _median_time(lambda: strategy.apply(state, tangent), repeats=5)
+            apply = fastest_time(lambda: strategy.apply(state, tangent), repeats=5)
             costs.append((setup, apply))
         return costs
 
