@@ -42,14 +42,13 @@ engine can), with ``G.value = 0.5 |r|²`` and ``G.gradient = Jᵀ r``; with
 
 from __future__ import annotations
 
-from diffinterface._timing import block, fastest_time
-
 from typing import Any, Callable
 
 import numpy as np
 
 from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, describe_signature, signature
 from diffinterface._errors import InvalidInputError, PreparationMismatchError, UnsupportedOperationError
+from diffinterface._timing import block, fastest_time
 from diffinterface.backends import Example, get_engine
 from diffinterface.contexts import unwrap_contexts
 
