@@ -47,16 +47,6 @@ def _block(out):
     return out
 
 
-def _dense_numpy(J) -> np.ndarray:
-    if hasattr(J, "toarray") and not hasattr(J, "todense"):
-        return J.toarray()
-    if type(J).__module__.startswith("jax"):
-        return np.asarray(J.todense()) if hasattr(J, "indices") else np.asarray(J)
-    if type(J).__module__.startswith("torch"):
-        return (J.to_dense() if J.layout != __import__("torch").strided else J).detach().cpu().numpy()
-    return J.toarray() if hasattr(J, "toarray") else np.asarray(J)
-
-
 def _engines():
     """(label, dense backend, namespace, to_native) for each installed engine."""
     out = []
@@ -93,8 +83,7 @@ def _dense_block_time(f, backend, x, n: int, k: int) -> tuple[float, np.ndarray,
     basis = [np.zeros(n) for _ in idx]
     for b, i in zip(basis, idx):
         b[i] = 1.0
-    like = x if not hasattr(x, "new_tensor") else None
-    seeds = tuple(b if like is not None and isinstance(x, np.ndarray) else _as_like(b, x) for b in basis)
+    seeds = tuple(_as_like(b, x) for b in basis)
     op, prepare = (di.pushforward, di.prepare_pushforward) if forward else (di.pullback, di.prepare_pullback)
     prep = prepare(f, backend, x, seeds)
     op(f, backend, x, seeds, prep=prep)
