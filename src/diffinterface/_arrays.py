@@ -98,11 +98,13 @@ def _is_floating(dtype: Any) -> bool:
 
 def to_like(result: Any, kind: str) -> Any:
     """Convert an engine result to the library of an input of ``kind``."""
-    if kind == NUMPY:
-        return np.asarray(result)
-    if kind == SCALAR:
+    if kind == NUMPY or kind == SCALAR:
         arr = np.asarray(result)
-        return float(arr) if arr.ndim == 0 else arr
+        if kind == SCALAR and arr.ndim == 0:
+            return float(arr)
+        # a JAX result viewed as NumPy is read-only: hand out an ordinary array
+        # (SciPy's solvers, for one, write into the arrays they are given)
+        return arr if arr.flags.writeable else arr.copy()
     return result
 
 

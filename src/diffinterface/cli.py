@@ -131,10 +131,14 @@ def demo() -> int:
     print("\n== Hessian-vector products at n = 100,000 (extended Rosenbrock) ==\n")
     demo_hvp_speed()
     from diffinterface._demo_least_squares import demo_least_squares
+    from diffinterface._demo_sparse import demo_sparse
+
+    print("\n== Sparse Jacobians: the 2-D Brusselator at N = 64 with di.AutoSparse ==\n")
+    sparse_ok = demo_sparse()
 
     print("\n== Nonlinear least squares (scipy least_squares, trf + lsmr) with di.scipy_least_squares ==\n")
     solved = demo_least_squares()
-    return 0 if converged and solved else 1
+    return 0 if converged and solved and sparse_ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, describe_signature, signature
+from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, describe_signature, signature, to_like
 from diffinterface._errors import InvalidInputError, PreparationMismatchError
 from diffinterface._timing import block, fastest_time
 from diffinterface.backends import Example
@@ -235,7 +235,7 @@ class HessianOperator:
 
     def _out(self, result: Any, shape: tuple) -> Any:
         if self._kind in (NUMPY, SCALAR):
-            return np.asarray(result).reshape(shape)
+            return to_like(result, NUMPY).reshape(shape)
         return result.reshape(shape)
 
     def matvec(self, v: Any) -> Any:
@@ -264,7 +264,7 @@ class HessianOperator:
         self._products_here += batch
         self.products += batch
         if stacked:
-            return np.asarray(result) if self._kind in (NUMPY, SCALAR) else result
+            return to_like(result, NUMPY) if self._kind in (NUMPY, SCALAR) else result
         return self._out(result, shape=(self.n,) if shape else ())
 
     def rmatvec(self, v: Any) -> Any:

@@ -145,6 +145,11 @@ class Prep:
         )
 
 
+def _writable_numpy(result: Any) -> Any:
+    arr = np.asarray(result)
+    return arr if arr.flags.writeable else arr.copy()
+
+
 def _value(y: Any) -> Any:
     y = np.asarray(y)
     return y[()] if y.ndim == 0 else y
@@ -155,7 +160,7 @@ def _fast_signature(x: Any, kind: str, engine: Any) -> tuple | None:
     if kind not in ("numpy", "jax", "torch") or getattr(engine, "result_like", None) is not None:
         return None
     native = kind == getattr(engine, "native_kind", None)
-    convert = None if native else (np.asarray if kind == "numpy" else None)
+    convert = None if native else (_writable_numpy if kind == "numpy" else None)
     if kind == "numpy" and native:
         convert = None
     if not native and kind != "numpy":
