@@ -136,6 +136,9 @@ def contexts_have_cache(contexts: tuple) -> bool:
     return any(isinstance(c, Cache) for c in contexts)
 
 
+_MISSING = object()
+
+
 def _tree_gradient(op, f, backend, x, contexts, prep):
     """Gradients of a pytree x straight through the engine's own pytree support
     (differentiating the leaves, no concatenation): None where the engine has none."""
@@ -145,9 +148,11 @@ def _tree_gradient(op, f, backend, x, contexts, prep):
     leaves = prep.x_spec.matching_leaves(x)
     if leaves is None or (contexts and tuple(type(c) for c in contexts) != prep.ctx_kinds):
         return None
-    fn = prep._fns.get("tree_value_and_gradient")
-    if fn is None:
+    fn = prep._fns.get("tree_value_and_gradient", _MISSING)
+    if fn is _MISSING:
         fn = prep._fns["tree_value_and_gradient"] = build(f, prep.x_spec, prep.compiled)
+    if fn is None:  # the engine has no leaf-wise gradient in this mode: flatten instead
+        return None
     engine = prep.engine
     ctx = unwrap_contexts(contexts, engine) if contexts else ()
     y, grads = fn([engine.to_native(leaf) for leaf in leaves], *ctx)
