@@ -202,7 +202,47 @@ class _SparseEngine(Engine):
             return
         self.partition, self.result = best
 
+    # --- JAX: detection-free hot path, one jitted function from x to the values ---
+    def _fusable(self, compiled: bool) -> bool:
+        return (compiled and getattr(self.dense, "compiles", False) and self.result is not None
+                and self.result.decompression == "direct" and self.result.partition != "bidirectional")
+
+    def _fused(self, compressed_fn, ex, with_extra: int):
+        """jit(x -> (*extras, values in CSR order)): the compressed evaluation and the
+        decompression gather in one XLA program; result_like wraps the values."""
+        import jax
+        import jax.numpy as jnp
+
+        from diffinterface.backends._jax import needs_x64, with_x64
+
+        plan = self.result._plan_for_gather()
+        gather = jnp.asarray(plan.gather)
+        struct = plan.struct
+        self._csr = (struct.indices, struct.indptr, struct.shape)
+        self._coords = None
+
+        def values(x, *ctx):
+            outputs = compressed_fn(x, *ctx)
+            compressed = outputs[-1]
+            return (*outputs[:-1], compressed.reshape(-1)[gather])
+
+        fn = jax.jit(values)
+        self.fused = True
+        return with_x64(fn) if needs_x64(ex.x_dtype) else fn
+
     def result_like(self, result: Any, kind: str) -> Any:
+        if getattr(self, "fused", False):
+            indices, indptr, shape = self._csr
+            if kind in (NUMPY, SCALAR):
+                return sp.csr_array((np.asarray(result), indices, indptr), shape=shape)
+            from jax.experimental import sparse as jsparse
+
+            if self._coords is None:
+                import jax.numpy as jnp
+
+                rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
+                self._coords = jnp.asarray(np.stack([rows, indices], axis=1).astype(np.int32))
+            return jsparse.BCOO((result, self._coords), shape=shape, indices_sorted=True, unique_indices=True)
         if self.result is None:  # dense path: the dense 2-D array
             result = np.asarray(result) if kind in (NUMPY, SCALAR) else result
             return to_sparse_like(result, kind)
@@ -242,27 +282,29 @@ class SparseJacobianEngine(_SparseEngine):
             return lambda x, *ctx: (lambda y, j: (y, j.reshape(m, n)))(*dense(x, *ctx))
         from diffinterface.backends._engine import Example
 
+        fuse = self._fusable(compiled)
+        inner_compiled = compiled and not fuse
         if self.partition == "column":
             seeds = self._seeds(ex.x_shape, ex.x_dtype)
             batched = self.dense.build_value_and_pushforward(
-                f, Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(seeds)), compiled)
+                f, Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(seeds)), inner_compiled)
             m = int(np.prod(ex.y_shape))
 
             def value_and_compressed(x, *ctx):
                 y, columns = batched(x, seeds, *ctx)
                 return y, self.dense.stack([c.reshape(m) for c in columns]).T
 
-            return value_and_compressed
+            return self._fused(value_and_compressed, ex, 1) if fuse else value_and_compressed
         seeds = self._seeds(ex.y_shape, ex.y_dtype)
         batched = self.dense.build_value_and_pullback(
-            f, Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(seeds)), compiled)
+            f, Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(seeds)), inner_compiled)
         n = int(np.prod(ex.x_shape))
 
         def value_and_compressed_rows(x, *ctx):
             y, rows = batched(x, seeds, *ctx)
             return y, self.dense.stack([r.reshape(n) for r in rows])
 
-        return value_and_compressed_rows
+        return self._fused(value_and_compressed_rows, ex, 1) if fuse else value_and_compressed_rows
 
     def build_jacobian(self, f, ex, compiled):
         vj = self.build_value_and_jacobian(f, ex, compiled)
@@ -299,9 +341,10 @@ class SparseHessianEngine(_SparseEngine):
                                               .astype(_np_dtype(ex.x_dtype))) for c in range(self.result.ncolors))
         if not tangents:
             tangents = (self.dense.to_native(np.zeros(ex.x_shape, dtype=_np_dtype(ex.x_dtype))),)
+        fuse = self._fusable(compiled) and self.result.ncolors > 0
         batched = self.dense.build_gradient_and_hvp(
-            f, Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(tangents)), compiled)
-        value = self.dense.inner.build_value(f, ex, compiled)
+            f, Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(tangents)), compiled and not fuse)
+        value = self.dense.inner.build_value(f, ex, compiled and not fuse)
         to_inner = self.dense.inner.to_native
         ncolors = self.result.ncolors
 
@@ -311,7 +354,7 @@ class SparseHessianEngine(_SparseEngine):
                 self.dense.stack([products[0].reshape(n)]).T[:, :0]
             return value(to_inner(x), *ctx), g, compressed
 
-        return value_gradient_and_compressed
+        return self._fused(value_gradient_and_compressed, ex, 2) if fuse else value_gradient_and_compressed
 
     def build_hessian(self, f, ex, compiled):
         vgh = self.build_value_gradient_and_hessian(f, ex, compiled)

@@ -135,6 +135,15 @@ class ColoringResult:
         seed = seed_of(self.colors, self.ncolors)
         return seed if sparse else seed.toarray()
 
+    def _plan_for_gather(self):
+        """The decompression plan (built once); for direct problems it has ``gather``:
+        the flat indices into the compressed matrix of the pattern's CSR values."""
+        if self._plan is None:
+            from ._decompression import build_plan
+
+            self._plan = build_plan(self._struct, self.problem, self.colors, self.ncolors)
+        return self._plan
+
     def decompress(self, compressed):
         """The sparse matrix with the pattern's structure from its compressed form.
 
