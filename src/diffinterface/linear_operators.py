@@ -236,7 +236,7 @@ class HessianOperator:
     def _out(self, result: Any, shape: tuple) -> Any:
         if self._kind in (NUMPY, SCALAR):
             return to_like(result, NUMPY).reshape(shape)
-        return result.reshape(shape)
+        return result if tuple(result.shape) == tuple(shape) else result.reshape(shape)
 
     def matvec(self, v: Any) -> Any:
         """``H v`` for a flat ``v`` of shape ``(n,)``; same as ``H @ v``."""
@@ -256,7 +256,9 @@ class HessianOperator:
         native = self._engine.to_native(_as_native_input(v, self._kind))
         strategy, state = self._ensure_state(batch)
         if not stacked:
-            result = strategy.apply(state, native.reshape(self._x_shape))
+            # reshape only when needed: an eager JAX reshape costs as much as a small product
+            tangent = native if tuple(native.shape) == self._x_shape else native.reshape(self._x_shape)
+            result = strategy.apply(state, tangent)
         elif hasattr(strategy, "apply_columns"):
             result = strategy.apply_columns(state, native)
         else:
