@@ -113,6 +113,7 @@ class HessianOperator:
         self._sparse_prep = None
         xn = engine.copy_native(engine.to_native(x))
         y_shape, y_dtype = engine.output_info(f, xn, self._ctx, True)
+        xn = engine.stage(xn)
         if y_shape != ():
             raise InvalidInputError(
                 f"hessian_operator needs a scalar-valued f, but f returned shape {y_shape}; "
@@ -200,7 +201,7 @@ class HessianOperator:
                 raise PreparationMismatchError("contexts: update got other context kinds than the operator was built with")
             self._ctx = unwrap_contexts(contexts, self._engine)
             self._contexts = contexts
-        self._x = self._engine.copy_native(self._engine.to_native(x))
+        self._x = self._engine.stage(self._engine.copy_native(self._engine.to_native(x)))
         if self._products_here:
             self._expected_products = self._products_here
         self._products_here = 0

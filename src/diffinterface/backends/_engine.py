@@ -58,6 +58,11 @@ class Engine:
         """A private copy, so a prep never aliases caller memory."""
         raise NotImplementedError
 
+    def stage(self, x: Any) -> Any:
+        """``x`` placed where the engine computes (a device array for JAX), for
+        state reused by many calls; the default keeps it as it is."""
+        return x
+
     def cache_buffer(self, value: Any) -> Any:
         """The scratch buffer ``f`` gets for a ``di.Cache(value)``."""
         return value

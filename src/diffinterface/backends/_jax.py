@@ -67,6 +67,14 @@ class JAXEngine(Engine):
     def copy_native(self, x):
         return np.array(x, copy=True) if isinstance(x, np.ndarray) else x
 
+    def stage(self, x):
+        if isinstance(x, np.ndarray):  # once per point, not once per product
+            if needs_x64(x.dtype):
+                with jax.enable_x64(True):
+                    return jax.device_put(x)
+            return jax.device_put(x)
+        return x
+
     def cache_buffer(self, value):
         raise UnsupportedOperationError(
             "AutoJAX() cannot write into a di.Cache buffer: JAX arrays are immutable (x.at[i].set "

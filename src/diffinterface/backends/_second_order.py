@@ -95,7 +95,10 @@ class SecondOrderEngine(Engine):
         return (self.outer if self.through_numpy else self.inner).stack(arrays)
 
     def cache_buffer(self, value):
-        return self.inner.cache_buffer(value)  # f is only ever called by the inner engine
+        return self.inner.cache_buffer(value)
+
+    def stage(self, x):
+        return x if self.through_numpy else self.inner.stage(x)  # f is only ever called by the inner engine
 
     def output_info(self, f, x, ctx, compiled):
         return self.inner.output_info(f, self.inner.to_native(x), ctx, compiled)
