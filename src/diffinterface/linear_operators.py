@@ -153,7 +153,7 @@ class HessianOperator:
         if self._costs is None:
             return 0
         totals = [setup + products * apply for setup, apply in self._costs]
-        return int(np.argmin(totals))
+        return totals.index(min(totals))
 
     @property
     def strategy(self) -> str:
@@ -244,7 +244,7 @@ class HessianOperator:
         return self @ v
 
     def __matmul__(self, v: Any) -> Any:
-        shape = tuple(np.shape(v))
+        shape = tuple(v.shape) if hasattr(v, "shape") else tuple(np.shape(v))
         if shape == (self.n,) or (shape == () and self.n == 1 and self._x_shape == ()):
             batch, stacked = 1, False
         elif len(shape) == 2 and shape[0] == self.n:
