@@ -30,8 +30,9 @@ def _columns(single, x_shape):
     """Apply ``single`` (x-shaped tangent -> x-shaped product) to each column of an (n, k) block."""
 
     def block(V):
-        out = jax.vmap(lambda v: single(v.reshape(x_shape)).reshape(-1), in_axes=1, out_axes=1)(V)
-        return out
+        # rows are contiguous: transposing inside the program beats a strided vmap over columns
+        rows = jax.vmap(lambda v: single(v.reshape(x_shape)).reshape(-1))(V.T)
+        return rows.T
 
     return block
 
