@@ -82,6 +82,8 @@ class Prep:
                 or x.shape != fast[1] or x.dtype != fast[2]
                 or (fast[3] is not None and x.device != fast[3])):
             return None
+        if fast[5] and (seed is not None or not op.endswith(("jacobian", "hessian")) or op.startswith("value")):
+            return None  # sparse results: only the plain jacobian/hessian take the hot path
         fn = self._fns.get(op) or self.fn(op)
         convert = fast[4]
         if seed is not None:
@@ -157,8 +159,14 @@ def _value(y: Any) -> Any:
 
 def _fast_signature(x: Any, kind: str, engine: Any) -> tuple | None:
     """What the hot path compares, and how it converts results (None: as they are)."""
-    if kind not in ("numpy", "jax", "torch") or getattr(engine, "result_like", None) is not None:
+    if kind not in ("numpy", "jax", "torch"):
         return None
+    result_like = getattr(engine, "result_like", None)
+    if result_like is not None:  # sparse results: the engine builds them
+        if not getattr(engine, "fused", False) and not getattr(engine, "compiles", False):
+            return None
+        device = x.device if kind == "torch" else None
+        return (type(x), tuple(x.shape), x.dtype, device, lambda r: result_like(r, kind), True)
     native = kind == getattr(engine, "native_kind", None)
     convert = None if native else (_writable_numpy if kind == "numpy" else None)
     if kind == "numpy" and native:
@@ -166,7 +174,7 @@ def _fast_signature(x: Any, kind: str, engine: Any) -> tuple | None:
     if not native and kind != "numpy":
         return None
     device = x.device if kind == "torch" else None
-    return (type(x), tuple(x.shape), x.dtype, device, convert)
+    return (type(x), tuple(x.shape), x.dtype, device, convert, False)
 
 
 def _signature_of(x: Any, spec: Any) -> tuple:

@@ -220,17 +220,28 @@ class _SparseEngine(Engine):
         struct = plan.struct
         self._csr = (struct.indices, struct.indptr, struct.shape)
         self._coords = None
+        as_bcoo = getattr(self, "input_kind", None) == JAX
+        if as_bcoo:  # JAX in, BCOO out: built inside the program, nothing to do after it
+            from jax.experimental import sparse as jsparse
+
+            rows = np.repeat(np.arange(struct.shape[0]), np.diff(struct.indptr))
+            coords = np.stack([rows, struct.indices], axis=1).astype(np.int32)
 
         def values(x, *ctx):
             outputs = compressed_fn(x, *ctx)
-            compressed = outputs[-1]
-            return (*outputs[:-1], compressed.reshape(-1)[gather])
+            data = outputs[-1].reshape(-1)[gather]
+            if as_bcoo:
+                data = jsparse.BCOO((data, jnp.asarray(coords)), shape=struct.shape,
+                                    indices_sorted=True, unique_indices=True)
+            return (*outputs[:-1], data)
 
         fn = jax.jit(values)
         self.fused = True
         return with_x64(fn) if needs_x64(ex.x_dtype) else fn
 
     def result_like(self, result: Any, kind: str) -> Any:
+        if getattr(self, "fused", False) and type(result).__name__ == "BCOO":
+            return result
         if getattr(self, "fused", False):
             indices, indptr, shape = self._csr
             if kind in (NUMPY, SCALAR):
@@ -265,6 +276,7 @@ _Wrapped.__name__ = "Constant"
 
 class SparseJacobianEngine(_SparseEngine):
     def output_info(self, f, x, ctx, compiled):
+        self.input_kind = array_kind(x)
         y_shape, y_dtype = self.dense.output_info(f, x, ctx, compiled)
         m, n = int(np.prod(y_shape)), int(np.prod(np.shape(x)))
         self._detect_and_color(f, x, ctx, m, n)
@@ -323,6 +335,7 @@ class SparseHessianEngine(_SparseEngine):
         super().__init__(spec, second_order)
 
     def output_info(self, f, x, ctx, compiled):
+        self.input_kind = array_kind(x)
         y_shape, y_dtype = self.dense.output_info(f, x, ctx, compiled)
         n = int(np.prod(np.shape(x)))
         if y_shape == ():
