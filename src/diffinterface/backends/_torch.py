@@ -216,7 +216,8 @@ class TorchEngine(Engine):
 
         def gradient_and_hvp(x, tangents, *ctx):
             state = kept_gradient_graph(f, x, ctx)
-            return state.gradient, tuple(state.product(t) for t in tangents)
+            last = len(tangents) - 1  # the last product may free the graph as it goes
+            return state.gradient, tuple(state.product(t, retain=i < last) for i, t in enumerate(tangents))
 
         return gradient_and_hvp
 
@@ -235,11 +236,11 @@ class KeptGraph:
         self.graph_gradient = graph_gradient
         self.gradient = graph_gradient.detach()
 
-    def product(self, tangent):
+    def product(self, tangent, retain=True):
         if not self.graph_gradient.requires_grad:  # f is at most linear in x
             return torch.zeros_like(self.gradient)
         (hv,) = torch.autograd.grad(self.graph_gradient, self.leaf, tangent.to(self.leaf.dtype),
-                                    retain_graph=True)
+                                    retain_graph=retain)
         return hv
 
 
