@@ -23,11 +23,50 @@ them with :func:`block`); warm them up before timing.
 from __future__ import annotations
 
 import gc
+import os
+import platform
+import re
 import statistics
+import subprocess
 import time
 from typing import Any, Callable, Sequence
 
-__all__ = ["block", "first_call", "calibrate", "interleaved_samples", "interleaved", "paired_ratio"]
+__all__ = ["block", "first_call", "calibrate", "interleaved_samples", "interleaved", "paired_ratio",
+           "THREAD_ENV", "machine", "write_section"]
+
+#: environment that pins XLA and the BLAS libraries to one thread (set before importing them)
+THREAD_ENV = {
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+def machine() -> str:
+    """CPU model, core count, OS and Python, for the results header."""
+    model = "?"
+    try:
+        for ln in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if ln.startswith("Model name"):
+                model = ln.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def write_section(path: str, head: str, section: str, text: str) -> str:
+    """Replace (or append) the marked ``section`` of the results file at ``path``."""
+    body = open(path).read() if os.path.exists(path) else head
+    start, end = f"<!-- {section} -->", f"<!-- /{section} -->"
+    block_ = f"{start}\n{text}\n{end}"
+    if start in body:
+        body = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block_, body, flags=re.S)
+    else:
+        body = body.rstrip() + "\n\n" + block_ + "\n"
+    with open(path, "w") as fh:
+        fh.write(body)
+    return path
 
 
 def block(out: Any) -> Any:

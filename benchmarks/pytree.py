@@ -50,22 +50,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import statistics
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-THREAD_ENV = {
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
+from _timing import THREAD_ENV, machine, write_section  # noqa: E402 (no engine imported)
 
 
 def _early_args():
@@ -375,31 +367,10 @@ def tables(rows):
     return "\n".join(out)
 
 
-def machine():
-    model = "?"
-    try:
-        for ln in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if ln.startswith("Model name"):
-                model = ln.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
-
-
 def write_results(section, text):
-    path = os.path.join(HERE, "results", "pytree.md")
     head = ("# Pytree overhead: prepared `di.gradient` with dict parameters vs a flat vector\n\n"
             "Written by `benchmarks/pytree.py`; see its docstring for the method.\n")
-    body = open(path).read() if os.path.exists(path) else head
-    start, end = f"<!-- {section} -->", f"<!-- /{section} -->"
-    block_ = f"{start}\n{text}\n{end}"
-    if start in body:
-        body = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block_, body, flags=re.S)
-    else:
-        body = body.rstrip() + "\n\n" + block_ + "\n"
-    with open(path, "w") as fh:
-        fh.write(body)
-    return path
+    return write_section(os.path.join(HERE, "results", "pytree.md"), head, section, text)
 
 
 def main():
