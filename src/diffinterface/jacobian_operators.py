@@ -46,9 +46,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, describe_signature, signature
-from diffinterface._errors import InvalidInputError, PreparationMismatchError, UnsupportedOperationError
+from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, signature
+from diffinterface._errors import InvalidInputError, UnsupportedOperationError
 from diffinterface._timing import block, fastest_time
+from diffinterface.prep import check_update
 from diffinterface.backends import Example, get_engine
 from diffinterface.contexts import unwrap_contexts
 
@@ -192,18 +193,8 @@ class JacobianOperator:
     # --- points -------------------------------------------------------------
     def update(self, x: Any, *contexts: Any) -> "JacobianOperator":
         """Move to a new point (same type, shape and dtype as before); returns ``self``."""
-        sig = signature(x)
-        if sig != self._sig:
-            raise PreparationMismatchError(
-                f"x: the operator was prepared for {describe_signature(self._sig)}, update got "
-                f"{describe_signature(sig)}; build a new operator with di.jacobian_operator"
-            )
+        check_update(self._sig, self._ctx_kinds, x, contexts, "jacobian_operator")
         if contexts:
-            if tuple(type(c) for c in contexts) != self._ctx_kinds:
-                raise PreparationMismatchError(
-                    "contexts: update got other context kinds than the operator was built with; pass "
-                    "the same di.Constant/di.Cache wrappers in the same order"
-                )
             self._ctx = unwrap_contexts(contexts)
             self._contexts = contexts
         self._x = self._engine.copy_native(self._engine.to_native(x))

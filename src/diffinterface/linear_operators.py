@@ -33,9 +33,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, describe_signature, signature, to_like
-from diffinterface._errors import InvalidInputError, PreparationMismatchError
+from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, signature, to_like
+from diffinterface._errors import InvalidInputError
 from diffinterface._timing import block, fastest_time
+from diffinterface.prep import check_update
 from diffinterface.backends import Example
 from diffinterface.contexts import unwrap_contexts
 from diffinterface.tree import is_tree, tree_spec
@@ -190,15 +191,8 @@ class HessianOperator:
         """Move to a new point (same type, shape and dtype); returns ``self``."""
         if self._spec is not None:
             x = self._spec.ravel(x)
-        sig = signature(x)
-        if sig != self._sig:
-            raise PreparationMismatchError(
-                f"x: the operator was prepared for {describe_signature(self._sig)}, update got "
-                f"{describe_signature(sig)}; build a new operator with di.hessian_operator"
-            )
+        check_update(self._sig, self._ctx_kinds, x, contexts, "hessian_operator")
         if contexts:
-            if tuple(type(c) for c in contexts) != self._ctx_kinds:
-                raise PreparationMismatchError("contexts: update got other context kinds than the operator was built with")
             self._ctx = unwrap_contexts(contexts, self._engine)
             self._contexts = contexts
         self._x = self._engine.stage(self._engine.copy_native(self._engine.to_native(x)))

@@ -152,6 +152,22 @@ def _writable_numpy(result: Any) -> Any:
     return arr if arr.flags.writeable else arr.copy()
 
 
+def check_update(prepared: tuple, ctx_kinds: tuple, x: Any, contexts: tuple, builder: str) -> None:
+    """Raise PreparationMismatchError if an operator's ``update(x, *contexts)`` differs from
+    the point and context kinds it was built for (``builder``: the function to call instead)."""
+    sig = signature(x)
+    if sig != prepared:
+        raise PreparationMismatchError(
+            f"x: the operator was prepared for {describe_signature(prepared)}, update got "
+            f"{describe_signature(sig)}; build a new operator with di.{builder}"
+        )
+    if contexts and context_kinds(contexts) != ctx_kinds:
+        raise PreparationMismatchError(
+            "contexts: update got other context kinds than the operator was built with; pass "
+            "the same di.Constant/di.Cache wrappers in the same order"
+        )
+
+
 def _value(y: Any) -> Any:
     y = np.asarray(y)
     return y[()] if y.ndim == 0 else y
