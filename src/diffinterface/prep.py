@@ -179,16 +179,14 @@ def _fast_signature(x: Any, kind: str, engine: Any) -> tuple | None:
         return None
     result_like = getattr(engine, "result_like", None)
     if result_like is not None:  # sparse results: the engine builds them
-        if not getattr(engine, "fused", False) and not getattr(engine, "compiles", False):
+        if not engine.compiles:  # only the jitted (JAX) sparse path gains from it
             return None
         device = x.device if kind == "torch" else None
         return (type(x), tuple(x.shape), x.dtype, device, lambda r: result_like(r, kind), True)
     native = kind == getattr(engine, "native_kind", None)
-    convert = None if native else (_writable_numpy if kind == "numpy" else None)
-    if kind == "numpy" and native:
-        convert = None
     if not native and kind != "numpy":
         return None
+    convert = None if native else _writable_numpy
     device = x.device if kind == "torch" else None
     return (type(x), tuple(x.shape), x.dtype, device, convert, False)
 
