@@ -97,6 +97,21 @@ def _r(r):
     return "-" if r is None else f"{r:.2f}"
 
 
+def _prep_medians(factory, ours, theirs, repeat):
+    """Median wall times of preparation + first call for both tools, alternating,
+    each run with a fresh ``f = factory()`` so that no trace or compile cache
+    helps either side; returns the times and the last run's (f, ours, theirs) results."""
+    times = ([], [])
+    for _ in range(repeat):
+        results = []
+        for fn, acc in zip((ours, theirs), times):
+            f = factory()
+            t0 = time.perf_counter()
+            results.append(fn(f))
+            acc.append(time.perf_counter() - t0)
+    return statistics.median(times[0]), statistics.median(times[1]), results[1], results[0]
+
+
 def _warm_tools():
     """Pay one-off compilation of detection/coloring helpers of both tools on a tiny problem."""
     f = lambda x: brusselator_2d(x, jnp, 4)  # noqa: E731
@@ -118,28 +133,27 @@ def _steady(named, min_s):
     return med, ratio
 
 
-def brusselator_jax(Ns, min_s, dense_repeat):
+def brusselator_jax(Ns, min_s, dense_repeat, prep_repeat):
     rows = []
     for N in Ns:
         n = 2 * N * N
-        f = lambda x, N=N: brusselator_2d(x, jnp, N)  # noqa: E731
         x0 = np.random.default_rng(0).uniform(size=n)
         x, xn = jnp.asarray(x0), x0.copy()
         backend = di.AutoSparse(di.AutoJAX())
 
-        def prep_ours():
+        def prep_ours(f):
             prep = di.prepare_jacobian(f, backend, x)
             _b(di.jacobian(f, backend, x, prep=prep))
-            return prep
+            return f, prep
 
-        def prep_asdex():
+        def prep_asdex(f):
             c = asdex.jacobian_coloring(f, x)
             fn = jax.jit(asdex.jacobian_from_coloring(f, c))
             _b(fn(x))
             return c, fn
 
-        t0 = time.perf_counter(); prep = prep_ours(); t_prep = time.perf_counter() - t0  # noqa: E702
-        t0 = time.perf_counter(); (col, ja) = prep_asdex(); t_prep_a = time.perf_counter() - t0  # noqa: E702
+        t_prep, t_prep_a, (col, ja), (f, prep) = _prep_medians(
+            lambda N=N: (lambda x: brusselator_2d(x, jnp, N)), prep_ours, prep_asdex, prep_repeat)
         prepn = di.prepare_jacobian(f, backend, xn)
         di.jacobian(f, backend, xn, prep=prepn)
         fj = jax.jit(f)
@@ -175,25 +189,28 @@ def brusselator_jax(Ns, min_s, dense_repeat):
     return rows
 
 
-def cutest_hessians(n, names, min_s, dense_repeat):
+def cutest_hessians(n, names, min_s, dense_repeat, prep_repeat):
     rows = []
     x0 = cutest_x0(n)
     x = jnp.asarray(x0)
     for name in names:
         obj = CUTEST[name]
-        f = lambda x, obj=obj: obj(x, jnp)  # noqa: E731
         backend = di.AutoSparse(di.AutoJAX())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t0 = time.perf_counter()
+        def prep_ours(f):
             prep = di.prepare_hessian(f, backend, x)
             _b(di.hessian(f, backend, x, prep=prep))
-            t_prep = time.perf_counter() - t0
-            t0 = time.perf_counter()
+            return f, prep
+
+        def prep_asdex(f):
             col = asdex.hessian_coloring(f, x)
             ha = jax.jit(asdex.hessian_from_coloring(f, col))
             _b(ha(x))
-            t_prep_a = time.perf_counter() - t0
+            return col, ha
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t_prep, t_prep_a, (col, ha), (f, prep) = _prep_medians(
+                lambda obj=obj: (lambda x: obj(x, jnp)), prep_ours, prep_asdex, prep_repeat)
         named = {"ours": lambda: _b(di.hessian(f, backend, x, prep=prep)), "asdex": lambda: _b(ha(x))}
         sj_colors = "-"
         if sparsejac is not None:
@@ -297,11 +314,13 @@ def main():
     t_start = time.perf_counter()
     if args.quick:
         Ns, names, min_s, dense_repeat, n_h, Ns_other = (16, 32), ["ROSENBR", "BDQRTIC", "ARWHEAD"], 0.05, 1, 1000, (16, 32)
+        prep_repeat = 1
     else:
         Ns, names, min_s, dense_repeat, n_h, Ns_other = (16, 32, 64, 128), list(CUTEST), 0.15, 2, 2000, (16, 32, 64)
+        prep_repeat = 3
     _warm_tools()
-    jrows = brusselator_jax(Ns, min_s, dense_repeat)
-    hrows = cutest_hessians(n_h, names, min_s, dense_repeat)
+    jrows = brusselator_jax(Ns, min_s, dense_repeat, prep_repeat)
+    hrows = cutest_hessians(n_h, names, min_s, dense_repeat, prep_repeat)
     orows = other_engines(Ns_other, min_s)
     head = ["problem", "n", "colors ours", "colors asdex", "f (ms)", "ours jax→BCOO (ms)", "ours numpy→csr (ms)",
             "asdex (ms)", "ours/asdex", "sparsejac (ms)", "ours/sparsejac", "dense jit (ms)",
@@ -321,7 +340,8 @@ def main():
         "di.AutoSparse(di.AutoJAX()), x, prep=prep)`; asdex = `jax.jit(asdex.*_from_coloring(f, "
         "asdex.*_coloring(f, x)))` (BCOO out); sparsejac = `jax.jit(sparsejac.jacfwd(f or jax.grad(f), "
         "pattern))`; dense = `jax.jit(jax.jacfwd(f))` / `jax.jit(jax.hessian(f))`, median of "
-        f"{dense_repeat} calls. prep = wall time of detection + coloring + compile + first call (both tools, "
+        f"{dense_repeat} calls. prep = wall time of detection + coloring + compile + first call, median of "
+        f"{prep_repeat} runs alternating the tools, each with a fresh f (no trace or compile cache hit; "
         "helpers warmed on a tiny problem first). Targets: ours/asdex <= 1, ours/sparsejac <= 1, "
         "prep ours/asdex <= 0.5.",
         "",

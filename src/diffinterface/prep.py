@@ -55,7 +55,8 @@ class Prep:
         self.f_engine = f  # what the engine differentiates (the flat version for pytrees)
         self.x_spec = None  # TreeSpec of a pytree x, else None
         self.y_spec = None
-        self._fast = None  # (type, shape, dtype, device, convert) for the hot path, set by prepare
+        # (type, shape, dtype, device, convert results, sparse results, x already native): the hot path's checks
+        self._fast = None
 
     def __repr__(self) -> str:
         return (
@@ -86,12 +87,13 @@ class Prep:
             return None  # sparse results: only the plain jacobian/hessian take the hot path
         fn = self._fns.get(op) or self.fn(op)
         convert = fast[4]
+        native = fast[6]  # x is already what the engine takes
         if seed is not None:
             if (type(seed) is not fast[0] or seed.shape != (fast[1] if seed_name == "tx" else self.example.y_shape)
                     or self.seed_info != 1):
                 return None
-            native_seed = (seed if convert is None else self.engine.to_native(seed),)
-            out = fn(x if convert is None else self.engine.to_native(x), native_seed)
+            native_seed = (seed if native else self.engine.to_native(seed),)
+            out = fn(x if native else self.engine.to_native(x), native_seed)
             if op.startswith("value_and_"):
                 y, (result,) = out
                 return (y, result) if convert is None else (_value(y), convert(result))
@@ -100,11 +102,11 @@ class Prep:
                 return (g, result) if convert is None else (convert(g), convert(result))
             return out[0] if convert is None else convert(out[0])
         if op.startswith("value_and_"):
-            y, result = fn(x if convert is None else self.engine.to_native(x))
+            y, result = fn(x if native else self.engine.to_native(x))
             if convert is None:
                 return y, result
             return _value(y), convert(result)
-        result = fn(x if convert is None else self.engine.to_native(x))
+        result = fn(x if native else self.engine.to_native(x))
         return result if convert is None else convert(result)
 
     def matches(self, family: str, f: Callable, backend: Any, x: Any, contexts: tuple) -> bool:
@@ -182,13 +184,14 @@ def _fast_signature(x: Any, kind: str, engine: Any) -> tuple | None:
         if not engine.compiles:  # only the jitted (JAX) sparse path gains from it
             return None
         device = x.device if kind == "torch" else None
-        return (type(x), tuple(x.shape), x.dtype, device, lambda r: result_like(r, kind), True)
+        native = kind == getattr(engine, "native_kind", None)
+        return (type(x), tuple(x.shape), x.dtype, device, lambda r: result_like(r, kind), True, native)
     native = kind == getattr(engine, "native_kind", None)
     if not native and kind != "numpy":
         return None
     convert = None if native else _writable_numpy
     device = x.device if kind == "torch" else None
-    return (type(x), tuple(x.shape), x.dtype, device, convert, False)
+    return (type(x), tuple(x.shape), x.dtype, device, convert, False, native)
 
 
 def _signature_of(x: Any, spec: Any) -> tuple:

@@ -142,6 +142,7 @@ class _SparseEngine(Engine):
         self.compiles = dense.compiles
         self.display = f"AutoSparse({dense.display})"
         self.mode = dense.mode
+        self.native_kind = getattr(dense, "native_kind", None)
         self.pattern = None
         self.result = None  # the ColoringResult, or None on the dense path
         self.partition = None
@@ -207,58 +208,77 @@ class _SparseEngine(Engine):
         return (compiled and getattr(self.dense, "compiles", False) and self.result is not None
                 and self.result.decompression == "direct" and self.result.partition != "bidirectional")
 
-    def _fused(self, compressed_fn, ex, with_extra: int):
-        """jit(x -> (*extras, values in CSR order)): the compressed evaluation and the
-        decompression gather in one XLA program; result_like wraps the values."""
+    def _fused(self, stacked_fn, ex):
+        """jit(x -> values in CSR order), or (*extras, values) when ``stacked_fn``
+        returns extras: the compressed evaluation and the decompression gather in
+        one XLA program.  ``stacked_fn`` returns the products stacked as (ncolors, k);
+        the gather indices are remapped to that layout, so no transpose is made.
+        Only the values leave the program: ``result_like`` wraps them with index
+        arrays held once on the device (returning them from jit would copy them
+        on every call)."""
         import jax
         import jax.numpy as jnp
 
         from diffinterface.backends._jax import needs_x64, with_x64
 
         plan = self.result._plan_for_gather()
-        gather = jnp.asarray(plan.gather)
+        gather = np.asarray(plan.gather, dtype=np.int64)
+        if self.result.problem != "row":  # compressed (k, ncolors), stacked (ncolors, k)
+            k, c = self.result.compressed_shape
+            gather = (gather % c) * k + gather // c if c else gather
+        gather = jnp.asarray(gather.astype(np.int32) if gather.size and gather.max() < 2**31 else gather)
         struct = plan.struct
         self._csr = (struct.indices, struct.indptr, struct.shape)
-        self._coords = None
-        as_bcoo = getattr(self, "input_kind", None) == JAX
-        if as_bcoo:  # JAX in, BCOO out: built inside the program, nothing to do after it
-            from jax.experimental import sparse as jsparse
-
-            rows = np.repeat(np.arange(struct.shape[0]), np.diff(struct.indptr))
-            coords = np.stack([rows, struct.indices], axis=1).astype(np.int32)
+        self._bcoo = None
 
         def values(x, *ctx):
-            outputs = compressed_fn(x, *ctx)
-            data = outputs[-1].reshape(-1)[gather]
-            if as_bcoo:
-                data = jsparse.BCOO((data, jnp.asarray(coords)), shape=struct.shape,
-                                    indices_sorted=True, unique_indices=True)
-            return (*outputs[:-1], data)
+            *extras, stacked = stacked_fn(x, *ctx)
+            data = stacked.reshape(-1).at[gather].get(mode="promise_in_bounds")
+            return (*extras, data) if extras else data
 
         fn = jax.jit(values)
         self.fused = True
         return with_x64(fn) if needs_x64(ex.x_dtype) else fn
 
-    def result_like(self, result: Any, kind: str) -> Any:
-        if getattr(self, "fused", False) and type(result).__name__ == "BCOO":
-            return result
-        if getattr(self, "fused", False):
-            indices, indptr, shape = self._csr
-            if kind in (NUMPY, SCALAR):
-                return sp.csr_array((np.asarray(result), indices, indptr), shape=shape)
+    def _bcoo_of(self, data):
+        if self._bcoo is None:  # (treedef, device indices), built at the first call
+            import jax
+            import jax.numpy as jnp
             from jax.experimental import sparse as jsparse
 
-            if self._coords is None:
-                import jax.numpy as jnp
+            indices, indptr, shape = self._csr
+            rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
+            coords = jnp.asarray(np.stack([rows, indices], axis=1).astype(np.int32))
+            template = jsparse.BCOO((data, coords), shape=shape, indices_sorted=True, unique_indices=True)
+            self._bcoo = (jax.tree_util.tree_structure(template), coords)
+        treedef, coords = self._bcoo
+        return treedef.unflatten((data, coords))  # the pytree protocol: no re-validation per call
 
-                rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
-                self._coords = jnp.asarray(np.stack([rows, indices], axis=1).astype(np.int32))
-            return jsparse.BCOO((result, self._coords), shape=shape, indices_sorted=True, unique_indices=True)
+    def result_like(self, result: Any, kind: str) -> Any:
+        if getattr(self, "fused", False):
+            if kind in (NUMPY, SCALAR):
+                indices, indptr, shape = self._csr
+                return sp.csr_array((np.asarray(result), indices, indptr), shape=shape)
+            return self._bcoo_of(result)
         if self.result is None:  # dense path: the dense 2-D array
             result = np.asarray(result) if kind in (NUMPY, SCALAR) else result
             return to_sparse_like(result, kind)
         compressed = np.asarray(result) if kind in (NUMPY, SCALAR) else result
         return self.result.decompress(compressed)
+
+    def _assemble(self, stacked_fn, ex, fuse: bool, extras: int):
+        """The builder's result from ``stacked_fn``: fused (JAX), or the compressed
+        matrix in ``compressed_shape`` for ``result_like`` to decompress."""
+        if fuse:
+            return self._fused(stacked_fn, ex)
+        transpose = self.result.problem != "row"
+
+        def compressed(x, *ctx):
+            *rest, stacked = stacked_fn(x, *ctx)
+            matrix = stacked.T if transpose else stacked
+            return (*rest, matrix) if extras else matrix
+
+        return compressed
 
 
 class _Wrapped:
@@ -287,40 +307,42 @@ class SparseJacobianEngine(_SparseEngine):
         return tuple(self.dense.to_native(np.ascontiguousarray(seed[:, c]).reshape(shape).astype(_np_dtype(dtype)))
                      for c in range(self.result.ncolors))
 
-    def build_value_and_jacobian(self, f, ex, compiled):
+    def _build(self, f, ex, compiled, with_value: bool):
+        m, n = int(np.prod(ex.y_shape)), int(np.prod(ex.x_shape))
         if self.result is None:
             dense = self.dense.build_value_and_jacobian(f, ex, compiled)
-            m, n = int(np.prod(ex.y_shape)), int(np.prod(ex.x_shape))
-            return lambda x, *ctx: (lambda y, j: (y, j.reshape(m, n)))(*dense(x, *ctx))
+            if with_value:
+                return lambda x, *ctx: (lambda y, j: (y, j.reshape(m, n)))(*dense(x, *ctx))
+            return lambda x, *ctx: dense(x, *ctx)[1].reshape(m, n)
         from diffinterface.backends._engine import Example
 
         fuse = self._fusable(compiled)
-        inner_compiled = compiled and not fuse
-        if self.partition == "column":
-            seeds = self._seeds(ex.x_shape, ex.x_dtype)
-            batched = self.dense.build_value_and_pushforward(
-                f, Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(seeds)), inner_compiled)
-            m = int(np.prod(ex.y_shape))
+        column = self.partition == "column"
+        seeds = self._seeds(ex.x_shape, ex.x_dtype) if column else self._seeds(ex.y_shape, ex.y_dtype)
+        bex = Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(seeds))
+        size = m if column else n
+        stack = self.dense.stack
+        if with_value:  # pushforwards (forward mode, column colors) or pullbacks (reverse, rows)
+            batched = (self.dense.build_value_and_pushforward if column else self.dense.build_value_and_pullback)(
+                f, bex, compiled and not fuse)
 
-            def value_and_compressed(x, *ctx):
-                y, columns = batched(x, seeds, *ctx)
-                return y, self.dense.stack([c.reshape(m) for c in columns]).T
+            def stacked(x, *ctx):
+                y, products = batched(x, seeds, *ctx)
+                return y, stack([p.reshape(size) for p in products])
+        else:
+            batched = (self.dense.build_pushforward if column else self.dense.build_pullback)(
+                f, bex, compiled and not fuse)
 
-            return self._fused(value_and_compressed, ex, 1) if fuse else value_and_compressed
-        seeds = self._seeds(ex.y_shape, ex.y_dtype)
-        batched = self.dense.build_value_and_pullback(
-            f, Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(seeds)), inner_compiled)
-        n = int(np.prod(ex.x_shape))
+            def stacked(x, *ctx):
+                return (stack([p.reshape(size) for p in batched(x, seeds, *ctx)]),)
 
-        def value_and_compressed_rows(x, *ctx):
-            y, rows = batched(x, seeds, *ctx)
-            return y, self.dense.stack([r.reshape(n) for r in rows])
+        return self._assemble(stacked, ex, fuse, int(with_value))
 
-        return self._fused(value_and_compressed_rows, ex, 1) if fuse else value_and_compressed_rows
+    def build_value_and_jacobian(self, f, ex, compiled):
+        return self._build(f, ex, compiled, with_value=True)
 
     def build_jacobian(self, f, ex, compiled):
-        vj = self.build_value_and_jacobian(f, ex, compiled)
-        return lambda x, *ctx: vj(x, *ctx)[1]
+        return self._build(f, ex, compiled, with_value=False)
 
 
 def _np_dtype(dtype):
@@ -342,36 +364,49 @@ class SparseHessianEngine(_SparseEngine):
             self._detect_and_color(f, x, ctx, n, n)
         return y_shape, y_dtype
 
-    def build_value_gradient_and_hessian(self, f, ex, compiled):
+    def _build(self, f, ex, compiled, with_value: bool):
         n = int(np.prod(ex.x_shape))
         if self.result is None:
             dense = self.dense.build_value_gradient_and_hessian(f, ex, compiled)
-            return lambda x, *ctx: (lambda y, g, h: (y, g, h.reshape(n, n)))(*dense(x, *ctx))
+            if with_value:
+                return lambda x, *ctx: (lambda y, g, h: (y, g, h.reshape(n, n)))(*dense(x, *ctx))
+            return lambda x, *ctx: dense(x, *ctx)[2].reshape(n, n)
         from diffinterface.backends._engine import Example
 
-        seed = self.result.seed_matrix()
-        tangents = tuple(self.dense.to_native(np.ascontiguousarray(seed[:, c]).reshape(ex.x_shape)
-                                              .astype(_np_dtype(ex.x_dtype))) for c in range(self.result.ncolors))
-        if not tangents:
-            tangents = (self.dense.to_native(np.zeros(ex.x_shape, dtype=_np_dtype(ex.x_dtype))),)
-        fuse = self._fusable(compiled) and self.result.ncolors > 0
-        batched = self.dense.build_gradient_and_hvp(
-            f, Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(tangents)), compiled and not fuse)
-        value = self.dense.inner.build_value(f, ex, compiled and not fuse)
-        to_inner = self.dense.inner.to_native
         ncolors = self.result.ncolors
+        seed = self.result.seed_matrix()
+        # a pattern without nonzeros has no colors: one zero tangent keeps the shapes
+        columns = [seed[:, c] for c in range(ncolors)] or [np.zeros(n)]
+        tangents = tuple(self.dense.to_native(np.ascontiguousarray(c).reshape(ex.x_shape).astype(_np_dtype(ex.x_dtype)))
+                         for c in columns)
+        fuse = self._fusable(compiled) and ncolors > 0
+        bex = Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(tangents))
+        stack = self.dense.stack
 
-        def value_gradient_and_compressed(x, *ctx):
-            g, products = batched(x, tangents, *ctx)
-            compressed = self.dense.stack([p.reshape(n) for p in products[:ncolors]]).T if ncolors else \
-                self.dense.stack([products[0].reshape(n)]).T[:, :0]
-            return value(to_inner(x), *ctx), g, compressed
+        def stack_products(products):
+            return stack([p.reshape(n) for p in products])[:ncolors]
 
-        return self._fused(value_gradient_and_compressed, ex, 2) if fuse else value_gradient_and_compressed
+        if with_value:
+            batched = self.dense.build_gradient_and_hvp(f, bex, compiled and not fuse)
+            value = self.dense.inner.build_value(f, ex, compiled and not fuse)
+            to_inner = self.dense.inner.to_native
+
+            def stacked(x, *ctx):
+                g, products = batched(x, tangents, *ctx)
+                return value(to_inner(x), *ctx), g, stack_products(products)
+        else:
+            hvps = self.dense.build_hvp(f, bex, compiled and not fuse)
+
+            def stacked(x, *ctx):
+                return (stack_products(hvps(x, tangents, *ctx)),)
+
+        return self._assemble(stacked, ex, fuse, 2 if with_value else 0)
+
+    def build_value_gradient_and_hessian(self, f, ex, compiled):
+        return self._build(f, ex, compiled, with_value=True)
 
     def build_hessian(self, f, ex, compiled):
-        vgh = self.build_value_gradient_and_hessian(f, ex, compiled)
-        return lambda x, *ctx: vgh(x, *ctx)[2]
+        return self._build(f, ex, compiled, with_value=False)
 
 
 def sparse_engine(family: str, spec: AutoSparse) -> Engine:
