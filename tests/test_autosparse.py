@@ -162,3 +162,42 @@ def test_known_sparsity_with_a_black_box():
     J = di.jacobian(black_box, backend, np.linspace(0, 1, n), prep=prep)
     assert len(calls) <= 1 + 2 * 2  # value + 2 colors x central differences (not 2n)
     np.testing.assert_allclose(J.toarray(), di.jacobian(black_box, di.AutoFiniteDiff(), np.linspace(0, 1, n)), atol=1e-8)
+
+
+def _arrow_jacobian(x):
+    """A dense first row and a dense first column: one-sided colorings need n colors."""
+    xp = torch if isinstance(x, torch.Tensor) else jnp
+    cat = torch.cat if xp is torch else jnp.concatenate
+    return cat([xp.sum(x * x).reshape(1), x[1:] ** 3 + x[0] * x[1:]])
+
+
+@pytest.mark.parametrize("engine, native", [("jax", jnp.asarray), ("jax", np.asarray), ("torch", torch.as_tensor)])
+def test_dense_row_and_column_use_a_bidirectional_coloring(engine, native):
+    backend = ENGINES[engine][0]
+    sparse = di.AutoSparse(backend)
+    x0 = np.random.default_rng(3).uniform(0.5, 1.5, 120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", di.DenseFallbackWarning)
+        prep = di.prepare_jacobian(_arrow_jacobian, sparse, native(x0))
+    assert di.ncolors(prep) <= 3  # instead of 120 either way
+    assert (di.column_colors(prep) >= 0).sum() + (di.row_colors(prep) >= 0).sum() >= 1
+    x = native(x0[::-1].copy())  # another point
+    dense = di.jacobian(_arrow_jacobian, backend, x)
+    dense = dense.numpy() if hasattr(dense, "numpy") else np.asarray(dense)
+    J = di.jacobian(_arrow_jacobian, sparse, x, prep=prep)
+    y, J2 = di.value_and_jacobian(_arrow_jacobian, sparse, x, prep=prep)
+    for result in (J, J2):
+        np.testing.assert_allclose(di.to_scipy(result).toarray(), dense, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(_arrow_jacobian(torch.as_tensor(x0[::-1].copy()))),
+                               rtol=1e-14)
+
+
+def test_reverse_only_engine_falls_back_on_dense_rows_and_columns():
+    def f(x):
+        return anp.concatenate([anp.sum(x * x).reshape(1), x[1:] ** 3 + x[0] * x[1:]])
+
+    x = np.linspace(0.5, 1.5, 60)
+    with pytest.warns(di.DenseFallbackWarning, match="dense path"):
+        prep = di.prepare_jacobian(f, di.AutoSparse(di.AutoAutograd()), x)
+    J = di.jacobian(f, di.AutoSparse(di.AutoAutograd()), x, prep=prep)
+    np.testing.assert_allclose(J.toarray(), di.jacobian(f, di.AutoAutograd(), x), rtol=1e-13)

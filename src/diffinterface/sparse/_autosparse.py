@@ -10,7 +10,10 @@ gather.
 * Jacobians: column coloring + pushforwards for forward engines (finite
   differences, ``mode="forward"``), row coloring + pullbacks for reverse
   engines (autograd); JAX and torch have both modes and take the partition
-  with fewer colors (ties: column, i.e. forward).
+  with fewer colors (ties: column, i.e. forward).  When both need too many
+  colors (a dense row and a dense column), they try a bidirectional coloring:
+  some rows by pullbacks, the other entries by pushforwards (an arrowhead
+  Jacobian: 3 products instead of n).
 * Hessians: star coloring (``decompression="direct"``, the default) or
   acyclic coloring (``"substitution"``) + batched HVPs of the dense
   backend's best second-order strategy.
@@ -192,7 +195,14 @@ class _SparseEngine(Engine):
                               algorithm=self.spec.coloring_algorithm)
             if best is None or result.ncolors < best[1].ncolors:
                 best = (partition, result)
-        if best is None or best[1].ncolors > DENSE_FRACTION * size[best[0]] and best[1].ncolors > 2:
+        if self._too_many(best, size) and len(candidates) == 2:
+            # dense rows and dense columns: rows by pullbacks, the rest by pushforwards
+            result = coloring(pattern, structure="nonsymmetric", partition="bidirectional",
+                              algorithm=self.spec.coloring_algorithm)
+            size["bidirectional"] = min(m, n)
+            if best is None or result.ncolors < best[1].ncolors:
+                best = ("bidirectional", result)
+        if self._too_many(best, size):
             warnings.warn(
                 f"AutoSparse: the {'Hessian' if self.hessian else 'Jacobian'} pattern ({pattern.nnz} nonzeros "
                 f"in {m} x {n}) needs "
@@ -203,10 +213,31 @@ class _SparseEngine(Engine):
             return
         self.partition, self.result = best
 
+    @staticmethod
+    def _too_many(best, size) -> bool:
+        return best is None or best[1].ncolors > DENSE_FRACTION * size[best[0]] and best[1].ncolors > 2
+
     # --- JAX: detection-free hot path, one jitted function from x to the values ---
     def _fusable(self, compiled: bool) -> bool:
         return (compiled and getattr(self.dense, "compiles", False) and self.result is not None
-                and self.result.decompression == "direct" and self.result.partition != "bidirectional")
+                and self.result.decompression == "direct")
+
+    def _stacked_gather(self) -> np.ndarray:
+        """The decompression gather remapped from ``compressed_shape`` to the stacked
+        layout: (ncolors, k) blocks, column products first for a bidirectional coloring."""
+        result = self.result
+        gather = np.asarray(result._plan_for_gather().gather, dtype=np.int64)
+        if result.problem == "row":
+            return gather
+        if result.problem == "bidirectional":  # concat(B_cols (m, kc), B_rows (kr, n)), flat
+            (_, _), (m, kc) = result.compressed_shape
+            by_columns = gather < m * kc
+            remapped = gather.copy()
+            if kc:
+                remapped[by_columns] = (gather[by_columns] % kc) * m + gather[by_columns] // kc
+            return remapped
+        k, c = result.compressed_shape
+        return (gather % c) * k + gather // c if c else gather
 
     def _fused(self, stacked_fn, ex):
         """jit(x -> values in CSR order), or (*extras, values) when ``stacked_fn``
@@ -221,18 +252,16 @@ class _SparseEngine(Engine):
 
         from diffinterface.backends._jax import needs_x64, with_x64
 
-        plan = self.result._plan_for_gather()
-        gather = np.asarray(plan.gather, dtype=np.int64)
-        if self.result.problem != "row":  # compressed (k, ncolors), stacked (ncolors, k)
-            k, c = self.result.compressed_shape
-            gather = (gather % c) * k + gather // c if c else gather
+        gather = self._stacked_gather()
         gather = jnp.asarray(gather.astype(np.int32) if gather.size and gather.max() < 2**31 else gather)
-        struct = plan.struct
+        struct = self.result._plan_for_gather().struct
         self._csr = (struct.indices, struct.indptr, struct.shape)
         self._bcoo = None
 
         def values(x, *ctx):
             *extras, stacked = stacked_fn(x, *ctx)
+            if isinstance(stacked, tuple):  # bidirectional: (column products, row products)
+                stacked = jnp.concatenate([part.reshape(-1) for part in stacked])
             data = stacked.reshape(-1).at[gather].get(mode="promise_in_bounds")
             return (*extras, data) if extras else data
 
@@ -263,8 +292,9 @@ class _SparseEngine(Engine):
         if self.result is None:  # dense path: the dense 2-D array
             result = np.asarray(result) if kind in (NUMPY, SCALAR) else result
             return to_sparse_like(result, kind)
-        compressed = np.asarray(result) if kind in (NUMPY, SCALAR) else result
-        return self.result.decompress(compressed)
+        if kind in (NUMPY, SCALAR):
+            result = tuple(map(np.asarray, result)) if isinstance(result, tuple) else np.asarray(result)
+        return self.result.decompress(result)
 
     def _assemble(self, stacked_fn, ex, fuse: bool, extras: int):
         """The builder's result from ``stacked_fn``: fused (JAX), or the compressed
@@ -275,7 +305,10 @@ class _SparseEngine(Engine):
 
         def compressed(x, *ctx):
             *rest, stacked = stacked_fn(x, *ctx)
-            matrix = stacked.T if transpose else stacked
+            if isinstance(stacked, tuple):  # bidirectional: (B_rows, B_cols) for decompress
+                matrix = (stacked[1], stacked[0].T)
+            else:
+                matrix = stacked.T if transpose else stacked
             return (*rest, matrix) if extras else matrix
 
         return compressed
@@ -317,6 +350,8 @@ class SparseJacobianEngine(_SparseEngine):
         from diffinterface.backends._engine import Example
 
         fuse = self._fusable(compiled)
+        if self.partition == "bidirectional":
+            return self._assemble(self._mixed(f, ex, compiled and not fuse, with_value), ex, fuse, int(with_value))
         column = self.partition == "column"
         seeds = self._seeds(ex.x_shape, ex.x_dtype) if column else self._seeds(ex.y_shape, ex.y_dtype)
         bex = Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(seeds))
@@ -337,6 +372,47 @@ class SparseJacobianEngine(_SparseEngine):
                 return (stack([p.reshape(size) for p in batched(x, seeds, *ctx)]),)
 
         return self._assemble(stacked, ex, fuse, int(with_value))
+
+    def _mixed(self, f, ex, compiled, with_value):
+        """(x, *ctx) -> ([y], (column products (kc, m), row products (kr, n))):
+        pushforwards of the column colors' seeds and pullbacks of the row colors'."""
+        from diffinterface.backends._engine import Example
+
+        m, n = int(np.prod(ex.y_shape)), int(np.prod(ex.x_shape))
+        s_rows, s_cols = self.result.seed_matrix()
+        dense, stack = self.dense, self.dense.stack
+
+        def seeds_of(matrix, shape, dtype):
+            return tuple(dense.to_native(np.ascontiguousarray(matrix[:, c]).reshape(shape).astype(_np_dtype(dtype)))
+                         for c in range(matrix.shape[1]))
+
+        col_seeds, row_seeds = seeds_of(s_cols, ex.x_shape, ex.x_dtype), seeds_of(s_rows, ex.y_shape, ex.y_dtype)
+
+        def batch(k):
+            return Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, k)
+
+        # the value comes with the pushforwards, or with the pullbacks when no column is colored
+        push = (dense.build_value_and_pushforward if with_value else dense.build_pushforward)(
+            f, batch(len(col_seeds)), compiled) if col_seeds else None
+        pull = (dense.build_value_and_pullback if with_value and not col_seeds else dense.build_pullback)(
+            f, batch(len(row_seeds)), compiled) if row_seeds else None
+
+        def stacked(x, *ctx):
+            extras, cols, rows = (), None, None
+            if push is not None:
+                out = push(x, col_seeds, *ctx)
+                extras, products = ((out[0],), out[1]) if with_value else ((), out)
+                cols = stack([p.reshape(m) for p in products])
+            if pull is not None:
+                out = pull(x, row_seeds, *ctx)
+                if with_value and push is None:
+                    extras, out = (out[0],), out[1]
+                rows = stack([p.reshape(n) for p in out])
+            cols = rows[:0].reshape(0, m) if cols is None else cols
+            rows = cols[:0].reshape(0, n) if rows is None else rows
+            return (*extras, (cols, rows))
+
+        return stacked
 
     def build_value_and_jacobian(self, f, ex, compiled):
         return self._build(f, ex, compiled, with_value=True)
@@ -446,7 +522,8 @@ def ncolors(prep) -> int:
 
 
 def column_colors(prep) -> np.ndarray:
-    """The color of each column (Jacobians with forward mode, and Hessians)."""
+    """The color of each column (Jacobians with forward mode, and Hessians; -1 for a
+    column left to the row products of a bidirectional coloring)."""
     engine = _sparse_engine_of(prep)
     if engine.result is None or engine.partition == "row":
         raise InvalidInputError(
@@ -457,8 +534,9 @@ def column_colors(prep) -> np.ndarray:
 
 
 def row_colors(prep) -> np.ndarray:
-    """The color of each row (Jacobians with reverse mode)."""
+    """The color of each row (Jacobians with reverse mode; -1 for a row left to the
+    column products of a bidirectional coloring)."""
     engine = _sparse_engine_of(prep)
-    if engine.result is None or engine.partition != "row":
+    if engine.result is None or engine.partition not in ("row", "bidirectional"):
         raise InvalidInputError("this prep did not color rows; use di.column_colors(prep)")
-    return engine.result.colors
+    return engine.result.row_colors if engine.partition == "bidirectional" else engine.result.colors

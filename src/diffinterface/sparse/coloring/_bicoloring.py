@@ -131,9 +131,13 @@ class BicoloringResult(ColoringResult):
                 "decompress: a bidirectional coloring needs (B_rows, B_cols) = "
                 "(S_r.T @ A, A @ S_c), with (S_r, S_c) = result.seed_matrix()."
             )
+        return self._plan_for_gather().apply(tuple(compressed), self.compressed_shape)
+
+    def _plan_for_gather(self):
+        """The plan; its ``gather`` indexes concat(B_cols.ravel(), B_rows.ravel())."""
         if self._plan is None:
             self._plan = DecompressionPlan(self._struct, gather=self._gather())
-        return self._plan.apply(tuple(compressed), self.compressed_shape)
+        return self._plan
 
     def check(self) -> None:
         """Raise unless every entry can be read from the row or column products."""
