@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from ..._errors import EngineNotInstalledError, InvalidInputError, UnsupportedOperationError
 from ._orders import ORDERS, TwoHopGraph, light_links, vertex_order
-from ._result import ColoringResult, PatternStructure
+from ._result import ColoringResult, PatternStructure, index_dtype
 
 __all__ = ["GreedyColoringAlgorithm", "coloring"]
 
@@ -81,7 +81,12 @@ def _kernels():
 
 
 def _structure(pattern) -> PatternStructure:
-    """Canonical CSR structure (sorted, no duplicates, int64) of ``pattern``."""
+    """Canonical CSR structure (sorted, no duplicates) of ``pattern``.
+
+    Index arrays are int32 when they fit (``index_dtype``): SciPy's own
+    arrays are used as they are, without a copy, and the kernels move half
+    the bytes.
+    """
     if isinstance(pattern, np.ndarray):
         if pattern.ndim != 2:
             raise InvalidInputError(
@@ -101,8 +106,7 @@ def _structure(pattern) -> PatternStructure:
         a = a.copy()
         a.sum_duplicates()
     m, n = a.shape
-    # int32 indices where they fit: no copy of SciPy's arrays, half the memory traffic
-    dtype = np.int64  # int32 would halve memory traffic but makes the kernels slower
+    dtype = index_dtype(a.shape, a.nnz)
     return PatternStructure(
         (int(m), int(n)), np.asarray(a.indptr, dtype=dtype), np.asarray(a.indices, dtype=dtype)
     )
@@ -110,6 +114,7 @@ def _structure(pattern) -> PatternStructure:
 
 _BITMAP_ROWS = 64  # rows at least this long keep a bitmap of their colors
 _BITMAP_WORDS = 2**24  # 128 MiB of bitmaps at most
+_WORDS_MAX = 8  # every row keeps a bitmap when colors stay below 64 * _WORDS_MAX
 
 
 def _bitmap_rows(row_sizes: np.ndarray, n_words: int) -> np.ndarray:
@@ -129,22 +134,39 @@ def _bitmap_rows(row_sizes: np.ndarray, n_words: int) -> np.ndarray:
 
 
 def _distance2(csr_ptr, csr_idx, csc_ptr, csc_idx, n_cols: int, orders, seed):
-    """Column coloring from the CSC (columns -> rows) and CSR (rows -> columns) structure."""
+    """Column coloring from the CSC (columns -> rows) and CSR (rows -> columns) structure.
+
+    Colors are bounded by 1 + the largest number of neighbors (the largest
+    degree once the order computed the degrees).  Below 64 * _WORDS_MAX
+    colors, every row keeps a bitmap of its colors (``greedy_distance2_words``);
+    above, the long rows do and the others are scanned (``greedy_distance2``).
+    """
     k = _kernels()
     row_sizes = np.diff(csr_ptr)
-    nnz = csr_idx.size
-    graph = TwoHopGraph(n_cols, csc_ptr, csc_idx, csr_ptr, csr_idx, light_links(row_sizes, nnz))
-    # colors <= 1 + the largest number of (not necessarily distinct) neighbors
-    bound = min(n_cols, int(k.neighbor_bound(n_cols, csc_ptr, csc_idx, row_sizes)) + 1)
-    n_words = bound // 64 + 1
-    slot = _bitmap_rows(row_sizes, n_words)
-    n_heavy = int((slot >= 0).sum())
+    n_rows = row_sizes.size
+    graph = TwoHopGraph(n_cols, csc_ptr, csc_idx, csr_ptr, csr_idx,
+                        light_links(row_sizes, csr_idx.size))
     for name in orders:
-        order = vertex_order(name, graph, seed)
-        colors = k.greedy_distance2(
-            n_cols, csc_ptr, csc_idx, csr_ptr, csr_idx, order, slot, n_heavy, n_words
-        )
+        natural = name == "natural"
+        order = _NO_ORDER if natural else vertex_order(name, graph, seed)
+        bound = min(n_cols, graph.neighbor_bound() + 1)  # colors
+        n_words = bound // 64 + 1
+        if n_words <= _WORDS_MAX and n_words * n_rows <= _BITMAP_WORDS:
+            colors, _ = k.greedy_distance2_words(
+                n_cols, n_rows, csc_ptr, csc_idx, order, natural, n_words
+            )
+        else:
+            if natural:
+                order = vertex_order(name, graph, seed)
+            slot = _bitmap_rows(row_sizes, n_words)
+            n_heavy = int((slot >= 0).sum())
+            colors = k.greedy_distance2(
+                n_cols, csc_ptr, csc_idx, csr_ptr, csr_idx, order, slot, n_heavy, n_words
+            )
         yield name, colors
+
+
+_NO_ORDER = np.zeros(1, dtype=np.int64)
 
 
 def _symmetric(struct: PatternStructure, orders, seed, acyclic: bool):

@@ -16,15 +16,16 @@ import scipy.sparse as sp
 
 from ..._errors import InvalidInputError
 from ._decompression import DecompressionPlan, postprocess_star, star_gather_or_raise
-from ._result import ColoringResult, PatternStructure, color_groups, seed_of
+from ._result import ColoringResult, PatternStructure, color_groups, index_dtype, seed_of
 
 
 def augmented(struct: PatternStructure) -> PatternStructure:
     """Structure of H = [[0, A^T], [A, 0]]: columns of A, then its rows."""
     m, n = struct.shape
     csc_ptr, csc_idx = struct.csc()
-    ptr = np.concatenate([csc_ptr, csc_ptr[-1] + struct.indptr[1:]])
-    idx = np.concatenate([csc_idx + n, struct.indices])
+    dtype = index_dtype((m + n, m + n), 2 * struct.nnz)
+    ptr = np.concatenate([csc_ptr, np.int64(csc_ptr[-1]) + struct.indptr[1:]]).astype(dtype)
+    idx = np.concatenate([csc_idx.astype(dtype) + dtype(n), struct.indices]).astype(dtype)
     return PatternStructure((m + n, m + n), ptr, idx)
 
 

@@ -229,7 +229,7 @@ class _Torch(_Indexable):
 
     @staticmethod
     def out_indices(struct):
-        return {"crow": struct.indptr, "col": struct.indices}
+        return {"crow": struct.indptr.astype(np.int64), "col": struct.indices.astype(np.int64)}
 
 
 _LIBRARIES = {"numpy": _NumPy, "jax": _JAX, "torch": _Torch}

@@ -8,12 +8,20 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ColoringResult", "PatternStructure"]
+__all__ = ["ColoringResult", "PatternStructure", "index_dtype"]
+
+
+def index_dtype(shape, nnz: int):
+    """int32 where every index and count fits, else int64."""
+    return np.int32 if max(*shape, nnz) < 2**31 - 1 else np.int64
 
 
 @dataclass
 class PatternStructure:
-    """Canonical CSR structure of a pattern (int64, sorted, no duplicates)."""
+    """Canonical CSR structure of a pattern (sorted, no duplicates).
+
+    Index arrays: int32 where ``index_dtype`` allows it, else int64.
+    """
 
     shape: tuple[int, int]
     indptr: np.ndarray
