@@ -30,7 +30,6 @@ cast) is never live, so it adds nothing.
 
 from __future__ import annotations
 
-import string
 import warnings
 
 import numpy as np
