@@ -69,25 +69,26 @@ def transpose_structure(n_rows, n_cols, indptr, indices):
 def drop_diagonal(n, indptr, indices):
     """Adjacency structure of a square pattern: the pattern less its diagonal.
 
-    Also returns, for each adjacency slot, the slot it came from in the pattern.
+    With no diagonal entry, the pattern's own arrays are returned.
     """
-    ptr = np.zeros(n + 1, indptr.dtype)
+    ptr = np.empty(n + 1, indptr.dtype)
+    ptr[0] = 0
     for i in range(n):
-        d = 0
+        diag = 0
         for k in range(indptr[i], indptr[i + 1]):
-            if indices[k] != i:
-                d += 1
-        ptr[i + 1] = ptr[i] + d
+            diag += indices[_u(k)] == i
+        ptr[i + 1] = ptr[i] + (indptr[i + 1] - indptr[i]) - diag
+    if ptr[n] == indptr[n]:
+        return indptr, indices
     idx = np.empty(ptr[n], indices.dtype)
-    src = np.empty(ptr[n], np.int64)
     t = 0
     for i in range(n):
         for k in range(indptr[i], indptr[i + 1]):
-            if indices[k] != i:
-                idx[t] = indices[k]
-                src[t] = k
+            j = indices[_u(k)]
+            if j != i:
+                idx[_u(t)] = j
                 t += 1
-    return ptr, idx, src
+    return ptr, idx
 
 
 @_jit
@@ -108,6 +109,35 @@ def twin_slots(n, ptr, idx):
                     twin[t] = k
                     cursor[j] = t + 1
     return twin
+
+
+@_jit
+def is_symmetric(n, ptr, idx):
+    """Whether a structure with sorted rows and no diagonal is structurally symmetric.
+
+    Every entry (i, j) above the diagonal must find its (j, i), each a
+    different one (a cursor per row), and there must be as many below as above.
+    """
+    cursor = starts(ptr)
+    n_upper = 0
+    n_lower = 0
+    for i in range(n):
+        for k in range(ptr[i], ptr[i + 1]):
+            j = idx[_u(k)]
+            if j > i:
+                n_upper += 1
+                uj = _u(j)
+                t = cursor[uj]
+                end = ptr[uj + _u(1)]
+                while t < end and idx[_u(t)] < i:
+                    t += 1
+                if t < end and idx[_u(t)] == i:
+                    cursor[uj] = t + 1
+                else:
+                    return False
+            else:
+                n_lower += 1
+    return n_upper == n_lower
 
 
 @_jit

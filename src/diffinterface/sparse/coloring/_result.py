@@ -28,6 +28,8 @@ class PatternStructure:
     indices: np.ndarray
     _csc: tuple | None = field(default=None, repr=False)
     _adj: tuple | None = field(default=None, repr=False)
+    _sym: bool | None = field(default=None, repr=False)
+    _adj_src: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def nnz(self) -> int:
@@ -47,6 +49,13 @@ class PatternStructure:
 
     def adjacency(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ptr, idx, slot in pattern) of the pattern less its diagonal."""
+        ptr, idx = self.adjacency_graph()
+        if self._adj_src is None:
+            self._adj_src = np.flatnonzero(self.rows() != self.indices)
+        return ptr, idx, self._adj_src
+
+    def adjacency_graph(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ptr, idx) of the pattern less its diagonal (the pattern's arrays if none)."""
         if self._adj is None:
             from ._kernels import drop_diagonal
 
@@ -57,10 +66,12 @@ class PatternStructure:
         """Structural symmetry: every off-diagonal entry (i, j) has its (j, i)."""
         if self.shape[0] != self.shape[1]:
             return False
-        from ._kernels import twin_slots
+        if self._sym is None:
+            from ._kernels import is_symmetric
 
-        ptr, idx, _ = self.adjacency()
-        return bool((twin_slots(self.shape[0], ptr, idx) >= 0).all())
+            ptr, idx = self.adjacency_graph()
+            self._sym = bool(is_symmetric(self.shape[0], ptr, idx))
+        return self._sym
 
     def to_scipy(self) -> sp.csr_array:
         data = np.ones(self.nnz, dtype=np.bool_)
