@@ -114,6 +114,9 @@ class HessianOperator:
         self._sparse_prep = None
         xn = engine.copy_native(engine.to_native(x))
         y_shape, y_dtype = engine.output_info(f, xn, self._ctx, True)
+        # the tangent that times the strategies, made before staging: eager arithmetic on a
+        # staged float64 JAX array outside x64 mode would give float32
+        probe = engine.stage(xn * 0 + 1)
         xn = engine.stage(xn)
         if y_shape != ():
             raise InvalidInputError(
@@ -127,7 +130,7 @@ class HessianOperator:
         self.dtype = np.dtype(str(xn.dtype).replace("torch.", ""))
         ex = Example(self._x_shape, xn.dtype, y_shape, y_dtype, 1)
         self._strategies = engine.hessian_operator_strategies(self._f_engine, ex)
-        self._costs = self._measure(xn) if len(self._strategies) > 1 else None
+        self._costs = self._measure(xn, probe) if len(self._strategies) > 1 else None
         self._expected_products = 1
         self._products_here = 0
         self._strategy = None
@@ -140,11 +143,10 @@ class HessianOperator:
         self.products = 0  # total number of Hessian-vector products taken
 
     # --- strategy choice ---------------------------------------------------
-    def _measure(self, xn) -> list[tuple[float, float]]:
+    def _measure(self, xn, tangent) -> list[tuple[float, float]]:
         """(set-up seconds, seconds per product) of each strategy at x: the fastest of
         5 rounds that alternate the strategies, so a burst of load elsewhere on the
         machine hits all of them alike instead of deciding the choice."""
-        tangent = xn * 0 + 1
         states = []
         for strategy in self._strategies:
             for _ in range(2):  # compile, then warm caches
