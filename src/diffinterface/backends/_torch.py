@@ -11,6 +11,8 @@ and results handed back as NumPy arrays on the CPU.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from torch.func import grad, jacfwd, jacrev, jvp, vjp, vmap
@@ -243,6 +245,15 @@ class KeptGraph:
                                     retain_graph=retain)
         return hv
 
+    def products(self, tangents):
+        """A block of products, (k,) + x.shape, in one batched backward (vmap over it)."""
+        if not self.graph_gradient.requires_grad:
+            return torch.zeros((tangents.shape[0],) + tuple(self.gradient.shape), dtype=self.gradient.dtype,
+                               device=self.gradient.device)
+        (hv,) = torch.autograd.grad(self.graph_gradient, self.leaf, tangents.to(self.leaf.dtype),
+                                    retain_graph=True, is_grads_batched=True)
+        return hv
+
 
 def kept_gradient_graph(f, x, ctx) -> KeptGraph:
     leaf = x.detach().requires_grad_(True)
@@ -264,6 +275,10 @@ class TorchKeptGraph:
 
     def __init__(self, f):
         self.f = f
+        # blocks: one batched backward (is_grads_batched) or a loop of single ones,
+        # whichever the first block of each size measures faster (3.3x apart either
+        # way: batched wins at n = 1e3, the loop at n = 1e5 and up)
+        self._batched_faster: dict[int, bool] = {}
 
     def setup(self, x, ctx):
         return kept_gradient_graph(self.f, x, ctx)
@@ -271,7 +286,31 @@ class TorchKeptGraph:
     def apply(self, state, tangents):
         if tangents.ndim == state.leaf.ndim:
             return state.product(tangents)
-        return torch.stack([state.product(t) for t in tangents])
+        faster = self._batched_faster.get(tangents.shape[0])
+        if faster is None:
+            return self._first_block(state, tangents)
+        return state.products(tangents) if faster else torch.stack([state.product(t) for t in tangents])
+
+    def _first_block(self, state, tangents):
+        k = tangents.shape[0]
+        sync = torch.cuda.synchronize if tangents.is_cuda else (lambda: None)
+
+        def timed(fn):
+            sync()
+            start = time.perf_counter()
+            result = fn()
+            sync()
+            return time.perf_counter() - start, result
+
+        single = min(timed(lambda: state.product(tangents[0]))[0] for _ in range(2))
+        try:
+            batched, result = timed(lambda: state.products(tangents))
+            if batched > k * single:  # the first batched call pays one-off set-up: time it again
+                batched, result = timed(lambda: state.products(tangents))
+        except RuntimeError:  # vmap refuses f (data-dependent control flow, .item(), ...)
+            batched = float("inf")
+        self._batched_faster[k] = batched < k * single
+        return result if self._batched_faster[k] else torch.stack([state.product(t) for t in tangents])
 
     def value_and_gradient(self, state):
         return state.value, state.gradient
