@@ -122,6 +122,8 @@ def time_coloring(a, problem, order, repeat):
     structure = kw.get("structure", "nonsymmetric")
     partition = kw.get("partition", "column")
     times, cpu, build, rest, res = [], [], [], [], None
+    k = min(50, *a.shape)
+    coloring(a[:k, :k], algorithm=alg, **kw)  # kernels loaded (compiled) before timing
     for _ in range(repeat):
         t0, c0 = time.perf_counter(), time.process_time()
         res = coloring(a, algorithm=alg, **kw)
@@ -256,7 +258,7 @@ def main() -> None:
     print("| pattern | n | nnz | problem | order | colors | ColPack colors | time (s) | CPU (s) "
           "| build CPU (s) | order+color CPU (s) | ColPack (s) | networkx LF colors / s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    tally = {"cells": 0, "colors": 0, "total": 0, "l4l": 0}
+    tally = {"cells": 0, "colpack_colors": 0, "colors": 0, "total": 0, "l4l": 0}
     misses = []
     for name in names:
         a = build(name)
@@ -273,8 +275,13 @@ def main() -> None:
                 cp, ct = r.get("colpack_colors") or "-", r.get("colpack_seconds") or "-"
                 if r.get("note", "").startswith("did not finish"):
                     ct = "> 60 (did not finish)"
+                    if a.shape[1] >= 100_000:  # met: ColPack took more than 60 s
+                        tally["cells"] += 1
+                        tally["total"] += cpu <= 60
+                        tally["l4l"] += t_rest <= 60
                 elif ct != "-" and a.shape[1] >= 100_000:
                     tally["cells"] += 1
+                    tally["colpack_colors"] += cp != "-"
                     tally["colors"] += cp != "-" and ncol <= int(cp)
                     tally["total"] += cpu <= float(ct)
                     tally["l4l"] += t_rest <= float(ct)
@@ -286,8 +293,9 @@ def main() -> None:
                       f"| {nx_cell if order == 'largest_first' else ''} |",
                       flush=True)
     if tally["cells"]:
-        print(f"\ncells with >= 1e5 columns and a ColPack time: {tally['cells']}; "
-              f"colors <= ColPack's: {tally['colors']}; CPU time <= ColPack's: total "
+        print(f"\ncells with >= 1e5 columns: {tally['cells']} (ColPack did not finish "
+              f"{tally['cells'] - tally['colpack_colors']} of them in 60 s); colors <= ColPack's: "
+              f"{tally['colors']} of {tally['colpack_colors']}; CPU time <= ColPack's: total "
               f"(everything di.coloring does) {tally['total']}, ordering + coloring "
               f"(like ColPack's figure) {tally['l4l']}")
         for line in misses:
