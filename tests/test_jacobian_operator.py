@@ -171,7 +171,8 @@ def test_update_does_not_retrace_or_recompile(measure_all):
             for fn in vars(s).values() if hasattr(fn, "_cache_size")] == sizes
 
 
-def test_torch_kept_graph_vjps_do_not_rerun_f():
+def test_torch_kept_graph_vjps_do_not_rerun_f(monkeypatch):
+    monkeypatch.setattr(jo, "MEASURE_ABOVE_S", float("inf"))  # kept_graph alone: no timing, no switch
     calls = []
     make, jac = problem((5,), (3,))
     inner = make(torch, torch.as_tensor)
@@ -182,6 +183,7 @@ def test_torch_kept_graph_vjps_do_not_rerun_f():
 
     x = np.linspace(-1.0, 1.0, 5)
     J = jacobian_operator(f, di.AutoTorch(), x)
+    assert J.strategy == "kept_graph"
     J.update(x + 0.5)
     J.value
     before = len(calls)
@@ -368,19 +370,36 @@ def test_tosparse_native_types_and_contexts():
     close(J.tosparse().toarray(), 1.5 * dense, 1e-12)
 
 
-def test_blocks_in_column_layout_for_jax_and_views_elsewhere():
+def test_blocks_in_column_layout_for_jax_and_k_leading_elsewhere():
     make, jac = problem((2, 3), (3, 2))
     rng = np.random.default_rng(10)
     x, V, W = rng.normal(size=(2, 3)), rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
     J = jacobian_operator(make(jnp, np.asarray), di.AutoJAX(), x)
     assert J._columns
-    for strategy in J._strategies:  # every JAX strategy maps the (size, k) block inside its jit
+    for strategy in J._strategies:  # every JAX strategy maps the (size, k) block inside its jit, in each mode
         state = strategy.setup(J._engine.to_native(x), ())
-        close(np.asarray(strategy.jvp(state, V, "columns")), jac(x) @ V, 1e-12)
-        close(np.asarray(strategy.vjp(state, W, "columns")), jac(x).T @ W, 1e-12)
-        close(np.asarray(strategy.gauss_newton(state, V, "columns")), jac(x).T @ jac(x) @ V, 1e-12)
+        for mode in strategy.modes:
+            close(np.asarray(strategy.jvp(state, V, "columns", mode)), jac(x) @ V, 1e-12)
+            close(np.asarray(strategy.vjp(state, W, "columns", mode)), jac(x).T @ W, 1e-12)
+            close(np.asarray(strategy.gauss_newton(state, V, "columns", mode)), jac(x).T @ jac(x) @ V, 1e-12)
     close(J @ jnp.asarray(V), jac(x) @ V, 1e-12)
     Jt = jacobian_operator(make(torch, torch.as_tensor), di.AutoTorch(), torch.as_tensor(x))
     assert not Jt._columns
+    # a (size, k) block becomes one contiguous k-leading copy (strided seeds slow every product) ...
     seeds, k = Jt._seeds(torch.as_tensor(V), 6, (2, 3), "J @ V")
-    assert k == 4 and seeds.shape == (4, 2, 3) and seeds.data_ptr() == torch.as_tensor(V).data_ptr()
+    assert k == 4 and seeds.shape == (4, 2, 3) and seeds.is_contiguous()
+    close(seeds.numpy().reshape(4, 6), V.T, 0)
+    # ... and a block already k-leading in memory (W.T of a (k, size) array) stays a view
+    Vk = torch.as_tensor(np.ascontiguousarray(V.T))
+    seeds, k = Jt._seeds(Vk.T, 6, (2, 3), "J @ V")
+    assert k == 4 and seeds.data_ptr() == Vk.data_ptr()
+    for strategy in Jt._strategies:  # every torch strategy in each block mode
+        state = strategy.setup(torch.as_tensor(x), ())
+        for mode in strategy.modes:
+            close(strategy.jvp(state, seeds, True, mode).numpy().reshape(4, 6), (jac(x) @ V).T, 1e-12)
+            wk = torch.as_tensor(np.ascontiguousarray(W.T)).reshape(4, 3, 2)
+            close(strategy.vjp(state, wk, True, mode).numpy().reshape(4, 6), (jac(x).T @ W).T, 1e-12)
+    Wn = np.random.default_rng(11).normal(size=(1000, 3))  # NumPy: a blocked transposing copy
+    block = jacobian_operator(make(anp, np.asarray), di.AutoAutograd(), x)._seeds(Wn, 1000, (1000,), "J.T @ W")[0]
+    assert block.flags.c_contiguous and block.shape == (3, 1000)
+    close(block, Wn.T, 0)

@@ -42,13 +42,14 @@ engine can), with ``G.value = 0.5 |r|²`` and ``G.gradient = Jᵀ r``; with
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import numpy as np
 
 from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, signature
 from diffinterface._errors import InvalidInputError, UnsupportedOperationError
-from diffinterface._timing import block, fastest_time
+from diffinterface._timing import block
 from diffinterface.prep import check_update
 from diffinterface.backends import Example, get_engine
 from diffinterface.contexts import unwrap_contexts
@@ -63,6 +64,10 @@ __all__ = [
 #: strategy, the others are not measured (tests set it to 0 to exercise them)
 MEASURE_ABOVE_S = 1e-4
 
+#: blocks of more columns than this are not timed per strategy and mode (their
+#: cost is estimated from the single products; the default mode is used)
+BLOCK_MEASURE_MAX = 256
+
 _UNMEASURED = object()
 
 
@@ -70,6 +75,32 @@ def _ones_like(a: Any) -> Any:
     if hasattr(a, "detach"):  # torch: same device and dtype
         return a.detach() * 0 + 1
     return np.ones(np.shape(a), dtype=_np_dtype(a.dtype))  # NumPy, and JAX with x64 off
+
+
+def _waiter(engine: Any) -> Callable[[Any], Any]:
+    """Waits for a result or a set-up state: JAX dispatches asynchronously and a state
+    holds its arrays inside ``Partial`` objects, which ``_timing.block`` does not open."""
+    if type(engine).__module__.endswith("._jax"):
+        import jax
+
+        return jax.block_until_ready
+    return block
+
+
+def _fastest(fn: Callable[[], Any], wait: Callable[[Any], Any], repeats: int = 3) -> float:
+    """The fastest of ``repeats`` runs of ``fn``, each waited for: the least disturbed by other load."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        wait(fn())
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _aliases(result: Any, seeds: Any) -> bool:
+    if hasattr(result, "untyped_storage") and hasattr(seeds, "untyped_storage"):
+        return result.untyped_storage().data_ptr() == seeds.untyped_storage().data_ptr()
+    return isinstance(result, np.ndarray) and isinstance(seeds, np.ndarray) and np.may_share_memory(result, seeds)
 
 
 def _np_dtype(dtype: Any) -> np.dtype:
@@ -104,7 +135,7 @@ class JacobianOperator:
         self._ctx_kinds = tuple(type(c) for c in contexts)
         self._ctx = unwrap_contexts(contexts)
         self._contexts = contexts  # as given (the AutoSparse prep of tosparse takes them)
-        self._shared = {"sparse_prep": None, "costs": None}  # shared with forks
+        self._shared = {"sparse_prep": None, "costs": None, "blocks": {}}  # shared with forks
         xn = engine.copy_native(engine.to_native(x))
         y_shape, y_dtype = engine.output_info(f, xn, self._ctx, True)
         self._x, self._x_shape, self._y_shape = xn, tuple(np.shape(xn)), tuple(y_shape)
@@ -117,76 +148,208 @@ class JacobianOperator:
         # its value and tosparse() never compiles the product strategies); shared with forks
         self._shared["costs"] = None if len(self._strategies) < 2 else (
             _UNMEASURED if self._sparse_backend else self._measure(xn))
-        self._expected = (1, 1)  # (JVPs, VJPs) expected at a new point
-        self._here = [0, 0]
+        self._expected = {"jvp": 1, "vjp": 1}  # the workload expected at a new point
+        self._here: dict = {}  # the workload taken at this point
         self._strategy: int | None = None
         self._state = None
         self.products = {"jvp": 0, "vjp": 0}  # totals, for inspection
+        self._workspace: dict = {}  # k-leading copies of blocks, reused (see k_leading)
 
     # --- strategy choice ---------------------------------------------------
+    # A workload is a dict {key: count} of the products taken at one point: keys "jvp",
+    # "vjp", "gn" (one of each, fused) and (kind, k) for blocks of k columns.  Its cost
+    # for a strategy: set-up + the lazy per-kind preparations it needs + its products
+    # (singles from the costs measured at construction, blocks from the measurement
+    # made at the first block of that kind and size, in the fastest block mode).
     @property
-    def _costs(self) -> list[tuple[float, float, float]] | None:
+    def _costs(self) -> list[tuple[float, float, float, float, float]] | None:
         if self._shared["costs"] is _UNMEASURED:
             self._shared["costs"] = self._measure(self._x)
         return self._shared["costs"]
 
-    def _measure(self, xn) -> list[tuple[float, float, float]] | None:
-        """(set-up, JVP, VJP) seconds of each strategy at x; None (use the first)
-        when the first costs under ``MEASURE_ABOVE_S`` for a set-up and one
-        product of each kind: then call overhead dominates and compiling the
-        others would cost more than they could save."""
-        costs = []
+    def _measure(self, xn) -> list[tuple[float, float, float, float, float]] | None:
+        """(set-up, JVP preparation, VJP preparation, JVP, VJP) seconds of each strategy
+        at x; None (use the first) when the first costs under ``MEASURE_ABOVE_S`` for a
+        set-up and one product of each kind: then call overhead dominates and compiling
+        the others would cost more than they could save."""
         t = _ones_like(xn)
+        wait = _waiter(self._engine)
+        runs = []  # per strategy: the timed callables (set-up, JVP prep, VJP prep, JVP, VJP)
         for index, strategy in enumerate(self._strategies):
-            if index == 1 and sum(costs[0]) < MEASURE_ABOVE_S:
-                return None
             state = strategy.setup(xn, self._ctx)  # compiles
             w = _ones_like(strategy.value(state))
-            block(strategy.jvp(state, t, False))
-            block(strategy.vjp(state, w, False))
-            setup = fastest_time(lambda: strategy.setup(xn, self._ctx))
-            state = strategy.setup(xn, self._ctx)
-            jvp = fastest_time(lambda: strategy.jvp(state, t, False), 5)
-            vjp = fastest_time(lambda: strategy.vjp(state, w, False), 5)
-            costs.append((setup, jvp, vjp))
-        return costs
+            wait(strategy.jvp(state, t, False))
+            wait(strategy.vjp(state, w, False))
+            runs.append(self._timers(strategy, state, xn, t, w, wait))
+            if index == 0:
+                first = [min(fn() for _ in range(2)) for fn in runs[0]]
+                if first[0] + first[3] + first[4] < MEASURE_ABOVE_S:
+                    return None
+        # rounds alternating between the strategies, the fastest of each: the least
+        # disturbed by other load (which comes in bursts longer than one product)
+        best = [[float("inf")] * 5 for _ in runs]
+        for _ in range(5):
+            for index, timers in enumerate(runs):
+                for position, fn in enumerate(timers):
+                    best[index][position] = min(best[index][position], fn())
+        return [tuple(b) for b in best]
 
-    def _choose(self, jvps: int, vjps: int) -> int:
+    def _timers(self, strategy, state, xn, t, w, wait) -> list:
+        ctx = self._ctx
+
+        def timed(fn):
+            def run():
+                start = time.perf_counter()
+                wait(fn())
+                return time.perf_counter() - start
+            return run
+
+        def prep(kind):
+            def run():
+                fresh = wait(strategy.setup(xn, ctx))
+                start = time.perf_counter()
+                strategy.prepare(fresh, kind)
+                wait(fresh)
+                return time.perf_counter() - start
+            return run
+
+        return [timed(lambda: strategy.setup(xn, ctx)), prep("jvp"), prep("vjp"),
+                timed(lambda: strategy.jvp(state, t, False)), timed(lambda: strategy.vjp(state, w, False))]
+
+    def _products_cost(self, index: int, work: dict) -> float:
+        _, _, _, a, b = self._costs[index]
+        blocks = self._shared["blocks"]
+        total = 0.0
+        for key, count in work.items():
+            if key == "jvp":
+                total += count * a
+            elif key == "vjp":
+                total += count * b
+            elif key == "gn":
+                measured = blocks.get(("gn", None))
+                total += count * (measured[index][1] if measured is not None else a + b)
+            else:
+                measured = blocks.get(key)
+                if measured is not None:
+                    total += count * measured[index][1]
+                else:
+                    kind, k = key
+                    total += count * k * (a if kind == "jvp" else b if kind == "vjp" else a + b)
+        return total
+
+    def _fixed_cost(self, index: int, work: dict) -> float:
+        setup, prep_jvp, prep_vjp, _, _ = self._costs[index]
+        kinds = {key if isinstance(key, str) else key[0] for key, count in work.items() if count}
+        return (setup + (prep_jvp if kinds & {"jvp", "gn"} else 0.0)
+                + (prep_vjp if kinds & {"vjp", "gn"} else 0.0))
+
+    def _choose(self, work: dict) -> int:
         if self._costs is None:
             return 0
-        return int(np.argmin([s + jvps * a + vjps * b for s, a, b in self._costs]))
+        totals = [self._fixed_cost(i, work) + self._products_cost(i, work) for i in range(len(self._strategies))]
+        return int(np.argmin(totals))
 
     @property
     def strategy(self) -> str:
         """The name of the strategy in use (or chosen next) at the current point."""
-        index = self._strategy if self._strategy is not None else self._choose(*self._expected)
+        index = self._strategy if self._strategy is not None else self._choose(self._expected)
         return self._strategies[index].name
 
-    def _ensure_state(self, jvps: int = 0, vjps: int = 0):
-        if self._state is None and not (jvps or vjps) and self._shared["costs"] is _UNMEASURED:
-            self._strategy = 0  # the value alone: no need to measure (rent-or-buy may switch later)
-            self._state = self._strategies[0].setup(self._x, self._ctx)
-        elif self._state is None:
-            self._strategy = self._choose(max(self._expected[0], jvps), max(self._expected[1], vjps))
+    def _ensure_state(self, key: Any = None, count: int = 1):
+        if self._state is None:
+            if key is None and self._shared["costs"] is _UNMEASURED:
+                self._strategy = 0  # the value alone: no need to measure (rent-or-buy may switch later)
+            else:
+                work = dict(self._expected)
+                if key is not None:
+                    work[key] = max(work.get(key, 0), count)
+                self._strategy = self._choose(work)
             self._state = self._strategies[self._strategy].setup(self._x, self._ctx)
-        elif self._costs is not None and (jvps or vjps):
-            # rent-or-buy within a point: switch once the extra cost paid so far
-            # would have bought the cheaper strategy's set-up
-            a_taken, b_taken = self._here[0] + jvps, self._here[1] + vjps
-            _, a_now, b_now = self._costs[self._strategy]
-            for index, (setup, a, b) in enumerate(self._costs):
-                saved = a_taken * (a_now - a) + b_taken * (b_now - b)
-                if index != self._strategy and saved > 0 and saved >= setup:
+        elif key is not None and self._costs is not None:
+            # rent-or-buy within a point: switch once the extra paid for products so far
+            # would have bought the cheaper strategy's set-up (and preparations)
+            taken = dict(self._here)
+            taken[key] = taken.get(key, 0) + count
+            now = self._products_cost(self._strategy, taken)
+            for index in range(len(self._strategies)):
+                if index == self._strategy:
+                    continue
+                saved = now - self._products_cost(index, taken)
+                if saved > 0 and saved >= self._fixed_cost(index, taken):
                     self._strategy = index
                     self._state = self._strategies[index].setup(self._x, self._ctx)
                     break
         return self._strategies[self._strategy], self._state
 
+    @staticmethod
+    def _modes(strategy: Any, kind: str, k: int | None) -> list:
+        """The ways ``strategy`` can evaluate a product of ``kind`` (a block when k is
+        given), the default first: its block modes; for ``G @ v`` also ("composed", mode):
+        a JVP then a VJP, two calls, for where XLA's fusion of the two sweeps into one
+        loop recomputes the intermediate (a stencil's neighbours) and costs more than
+        the second dispatch."""
+        modes = list(strategy.modes) if k is not None else [None]
+        return modes + [("composed", m) for m in modes] if kind == "gn" else modes
+
+    @staticmethod
+    def _apply(strategy: Any, kind: str, state: Any, seeds: Any, layout: Any, mode: Any) -> Any:
+        if kind == "jvp":
+            return strategy.jvp(state, seeds, layout, mode)
+        if kind == "vjp":
+            return strategy.vjp(state, seeds, layout, mode)
+        if isinstance(mode, tuple):  # ("composed", block mode)
+            return strategy.vjp(state, strategy.jvp(state, seeds, layout, mode[1]), layout, mode[1])
+        return strategy.gauss_newton(state, seeds, layout, mode)
+
+    def _block_modes(self, kind: str, seeds: Any, k: int | None, layout: Any) -> list | None:
+        """[(mode, seconds) per strategy] for a block of ``kind`` with k columns (or a
+        single ``G @ v`` where k is None): measured once (shared with forks) at the first
+        such product, each strategy in each of its modes (one warm-up run, which
+        compiles, then the fastest of three); None where not measured (a problem too
+        small to measure, or k above ``BLOCK_MEASURE_MAX``)."""
+        key = (kind, k)
+        blocks = self._shared["blocks"]
+        if key in blocks:
+            return blocks[key]
+        if self._costs is None or (k is not None and k > BLOCK_MEASURE_MAX):
+            return None  # the default strategy in its default mode
+        wait = _waiter(self._engine)
+        candidates = []  # (strategy index, mode, run)
+        for index, strategy in enumerate(self._strategies):
+            if index == self._strategy and self._state is not None:
+                state = self._state
+            else:
+                state = strategy.setup(self._x, self._ctx)
+            for position, mode in enumerate(self._modes(strategy, kind, k)):
+                def run(strategy=strategy, state=state, mode=mode):
+                    start = time.perf_counter()
+                    wait(self._apply(strategy, kind, state, seeds, layout, mode))
+                    return time.perf_counter() - start
+                try:
+                    run()  # compiles
+                except Exception:  # noqa: BLE001 - a mode f does not support (vmap), never the default
+                    if position == 0:
+                        raise
+                    continue
+                candidates.append((index, mode, run))
+        seconds = [float("inf")] * len(candidates)
+        for _ in range(3):  # rounds alternating between the candidates, the fastest of each
+            for position, (_, _, run) in enumerate(candidates):
+                seconds[position] = min(seconds[position], run())
+        result = []
+        for index in range(len(self._strategies)):
+            mine = [(seconds[p], mode) for p, (i, mode, _) in enumerate(candidates) if i == index]
+            fastest = min(mine, key=lambda pair: pair[0])
+            result.append((fastest[1], fastest[0]))
+        blocks[key] = result
+        return result
+
     def _fork(self) -> "JacobianOperator":
         """A second operator sharing the prepared strategies (own point and state)."""
         other = object.__new__(JacobianOperator)
         other.__dict__.update(self.__dict__)
-        other._here, other._state, other._strategy = [0, 0], None, None
+        other._here, other._state, other._strategy = {}, None, None
+        other._workspace = {}
         other.products = {"jvp": 0, "vjp": 0}
         return other
 
@@ -198,9 +361,9 @@ class JacobianOperator:
             self._ctx = unwrap_contexts(contexts)
             self._contexts = contexts
         self._x = self._engine.copy_native(self._engine.to_native(x))
-        if any(self._here):
-            self._expected = (self._here[0], self._here[1])
-        self._here = [0, 0]
+        if self._here:
+            self._expected = self._here
+        self._here = {}
         self._state, self._strategy = None, None
         return self
 
@@ -246,19 +409,22 @@ class JacobianOperator:
     def _seeds(self, v: Any, size: int, inner: tuple, op: str) -> tuple[Any, int | None]:
         """(native seeds, k or None): a vector shaped ``inner``, or a block of k columns,
         either as given, ``(size, k)`` (engines that change the layout inside their
-        compiled call: JAX, ``vmap(in_axes=-1)``), or as a ``(k,) + inner`` view
-        (NumPy, torch: ``moveaxis``/``movedim``, no copy for a contiguous block)."""
-        shape = tuple(np.shape(v))
-        native = self._engine.to_native(np.asarray(v) if self._kind in (NUMPY, SCALAR) else v)
+        compiled call: JAX, ``vmap(in_axes=-1)``), or as a contiguous ``(k,) + inner``
+        array (NumPy, torch: a view where the block is k-leading in memory, else one
+        transposing copy, see ``k_leading``)."""
+        if self._kind in (NUMPY, SCALAR):
+            v = np.asarray(v)
+        native = self._engine.to_native(v)
+        shape = tuple(native.shape)
         if shape == (size,):
-            return (native if inner == shape else native.reshape(inner)), None
+            return (native if len(inner) == 1 else native.reshape(inner)), None
         if len(shape) == 2 and shape[0] == size:
             k = shape[1]
             if self._columns:
                 return native, k
-            if hasattr(native, "movedim"):  # torch
-                return native.reshape(inner + (k,)).movedim(-1, 0), k
-            return np.moveaxis(np.reshape(native, inner + (k,)), -1, 0), k
+            from diffinterface.backends._jacobian_strategies import k_leading
+
+            return k_leading(native, k, inner, self._workspace), k
         raise InvalidInputError(
             f"{op} needs a vector of shape ({size},) or a block ({size}, k), got {shape}; x and f(x) of any "
             "shape act as flat vectors (use J.ravel)"
@@ -266,42 +432,51 @@ class JacobianOperator:
 
     def _finish(self, result: Any, size: int, k: int | None) -> Any:
         if k is None:
-            out = result if tuple(result.shape) == (size,) else result.reshape((size,))
+            out = result if len(result.shape) == 1 else result.reshape((size,))
         elif self._columns:  # already (size, k)
             out = result
         else:  # (k,) + shape: a transposed view
-            out = (result if tuple(result.shape) == (k, size) else result.reshape((k, size))).T
+            out = (result if len(result.shape) == 2 else result.reshape((k, size))).T
         return np.asarray(out) if self._kind in (NUMPY, SCALAR) else out
 
-    def _batched(self, k: int | None) -> Any:
-        return False if k is None else ("columns" if self._columns else True)
-
     # --- products -------------------------------------------------------------
+    def _product(self, kind: str, v: Any) -> Any:
+        size_in, inner, size_out = ((self.n, self._x_shape, self.m) if kind == "jvp" else
+                                    (self.m, self._y_shape, self.n) if kind == "vjp" else
+                                    (self.n, self._x_shape, self.n))
+        seeds, k = self._seeds(v, size_in, inner, "J @ v" if kind == "jvp" else "J.T @ w" if kind == "vjp"
+                               else "G @ v")
+        if k is None and kind != "gn":
+            strategy, state = self._ensure_state(kind, 1)
+            result = (strategy.jvp if kind == "jvp" else strategy.vjp)(state, seeds, False)
+            self._here[kind] = self._here.get(kind, 0) + 1
+        else:  # a block, or G @ v: in the mode measured fastest at the first one
+            layout = False if k is None else "columns" if self._columns else True
+            key = kind if k is None else (kind, k)
+            if self._state is None:
+                self._ensure_state(key, 1)  # the point's set-up first (the measurement reuses it)
+            measured = self._block_modes(kind, seeds, k, layout)
+            strategy, state = self._ensure_state(key, 1)
+            mode = measured[self._strategy][0] if measured is not None else None
+            result = self._apply(strategy, kind, state, seeds, layout, mode)
+            if self._workspace and _aliases(result, seeds):  # f the identity, say: never return our buffer
+                result = result.clone() if hasattr(result, "clone") else np.array(result)
+            self._here[key] = self._here.get(key, 0) + 1
+        count = k or 1
+        if kind != "vjp":
+            self.products["jvp"] += count
+        if kind != "jvp":
+            self.products["vjp"] += count
+        return self._finish(result, size_out, k)
+
     def _jvp(self, v: Any) -> Any:
-        tangents, k = self._seeds(v, self.n, self._x_shape, "J @ v")
-        strategy, state = self._ensure_state(jvps=k or 1)
-        result = strategy.jvp(state, tangents, self._batched(k))
-        self._count(0, k or 1)
-        return self._finish(result, self.m, k)
+        return self._product("jvp", v)
 
     def _vjp(self, w: Any) -> Any:
-        cotangents, k = self._seeds(w, self.m, self._y_shape, "J.T @ w")
-        strategy, state = self._ensure_state(vjps=k or 1)
-        result = strategy.vjp(state, cotangents, self._batched(k))
-        self._count(1, k or 1)
-        return self._finish(result, self.n, k)
+        return self._product("vjp", w)
 
     def _gauss_newton(self, v: Any) -> Any:
-        tangents, k = self._seeds(v, self.n, self._x_shape, "G @ v")
-        strategy, state = self._ensure_state(jvps=k or 1, vjps=k or 1)
-        result = strategy.gauss_newton(state, tangents, self._batched(k))
-        self._count(0, k or 1)
-        self._count(1, k or 1)
-        return self._finish(result, self.n, k)
-
-    def _count(self, which: int, k: int) -> None:
-        self._here[which] += k
-        self.products["jvp" if which == 0 else "vjp"] += k
+        return self._product("gn", v)
 
     def __matmul__(self, v: Any) -> Any:
         return self._jvp(v)

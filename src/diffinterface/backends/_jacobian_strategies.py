@@ -2,18 +2,34 @@
 many JVPs (``J @ v``) and VJPs (``J.T @ w``) are cheap (see
 ``diffinterface.jacobian_operators``).
 
-A strategy has ``name`` and
+A strategy has ``name``, ``modes`` (the ways it can evaluate a block; the
+operator times them at the first block of each kind and size) and
 
-* ``setup(x, ctx) -> state``: the work done once per point;
-* ``value(state)``: ``f(x)`` (from the set-up where it has it);
-* ``jvp(state, t, batched)`` / ``vjp(state, w, batched)``: one product, or a
-  block (leading axis k) when ``batched``; strategies with ``columns = True``
-  (JAX) also take ``batched="columns"``: seeds and results ``(size, k)``, the
-  block mapped with ``vmap(in_axes=-1, out_axes=-1)`` inside the jitted call
-  (no eager transpose before or after);
-* ``gauss_newton(state, t, batched)``: ``Jᵀ(J t)``, fused where that saves a
-  dispatch or a pass;
+* ``setup(x, ctx) -> state``: the eager work done once per point;
+* ``prepare(state, kind)``: the work only products of ``kind`` ("jvp" or
+  "vjp") need, done on the first such product (idempotent; the operator calls
+  it explicitly only to time it): torch's kept forward graph and autograd's
+  forward trace serve VJPs only, so a workload of JVPs never builds them;
+* ``value(state)``: ``f(x)`` (from the set-up where it has it, else computed
+  on demand: a JAX set-up does not return f(x), which costs a second output
+  buffer and, with XLA's fusion, often a second evaluation of f);
+* ``jvp(state, t, batched, mode)`` / ``vjp(state, w, batched, mode)``: one
+  product (``batched=False``), or a block: ``batched=True`` with seeds and
+  results of shape ``(k,) + shape`` (contiguous), or for strategies with
+  ``columns = True`` (JAX) ``batched="columns"``: seeds and results ``(size,
+  k)``, the layout change done inside the jitted call; ``mode`` one of
+  ``modes`` (None: the first);
+* ``gauss_newton(state, t, batched, mode)``: ``Jᵀ(J t)``, fused where that
+  saves a dispatch or a pass;
 * optionally ``dense(state)``: the Jacobian, shape ``y.shape + x.shape``.
+
+Block modes: ``"vmap"`` (the engine's vectorizing map: ``jax.vmap``,
+``torch.func.vmap`` / ``is_grads_batched``), ``"map"`` (JAX: ``lax.map``, a
+loop of single products inside one compiled call), ``"loop"`` (a Python loop
+of single products).  Which is fastest depends on f, by 2-3x either way: a
+vmapped ``roll`` or ``concatenate`` makes XLA and torch move the batch axis
+with transposes, an elementwise stencil is faster one column at a time, while
+a dense layer is faster as one matrix-matrix product.
 
 Per engine (every engine module is imported lazily, inside the builders):
 
@@ -21,21 +37,23 @@ Per engine (every engine module is imported lazily, inside the builders):
   inside ``jax.jit`` at each x; the returned ``Partial`` objects are applied by
   jitted functions that take them as arguments, so a new x never recompiles;
   each product is one linear sweep) and ``recompute`` (jitted ``jax.jvp`` /
-  ``jax.vjp`` per product, no set-up).
-* torch: ``kept_graph`` (the forward graph kept at x: each VJP is one
-  backward with ``retain_graph=True``; JVPs by ``torch.func.jvp``) and
-  ``double_backward`` (also keeps ``u -> Jᵀu`` with ``create_graph=True``;
-  each JVP is then one backward through that graph).
-* autograd: ``make_vjp`` (the kept trace: VJPs are one reverse pass; JVPs by
-  ``make_jvp``) and ``vjp_of_vjp`` (``make_vjp`` of the linear map ``u ->
-  Jᵀu``: each JVP is one reverse pass through the kept backward trace).
+  ``jax.vjp`` per product, no set-up; ``G @ v`` one jitted jvp-then-vjp
+  sharing the primal computation).
+* torch: ``kept_graph`` (the forward graph kept at x, built at the first VJP:
+  each VJP is one backward with ``retain_graph=True``; JVPs by
+  ``torch.func.jvp``) and ``double_backward`` (also keeps ``u -> Jᵀu`` with
+  ``create_graph=True``; each JVP is then one backward through that graph).
+* autograd: ``make_vjp`` (the kept trace, built at the first VJP: VJPs are one
+  reverse pass; JVPs by ``make_jvp``) and ``vjp_of_vjp`` (``make_vjp`` of the
+  linear map ``u -> Jᵀu``: each JVP is one reverse pass through the kept
+  backward trace).
 * finite differences: ``differences`` (a JVP is one or two evaluations of f;
   VJPs need the Jacobian, built once per point on the first VJP).
 * any other engine: ``recompute`` from the engine's batched pushforward and
   pullback primitives.
 
 The operator measures the strategies of an engine once and picks, per point,
-the one cheapest for the number of products taken there.
+the one cheapest for the products taken there.
 """
 
 from __future__ import annotations
@@ -46,13 +64,68 @@ import numpy as np
 
 from diffinterface.backends._engine import Example
 
-__all__ = ["jacobian_strategies"]
+__all__ = ["jacobian_strategies", "k_leading"]
 
 
 def _jax_x64(fn, ex):
     from diffinterface.backends._jax import needs_x64, with_x64
 
     return with_x64(fn) if needs_x64(ex.x_dtype) else fn
+
+
+def k_leading(a: Any, k: int, inner: tuple, workspace: dict | None = None) -> Any:
+    """A ``(size, k)`` block as a C-contiguous ``(k,) + inner`` array (torch or NumPy).
+
+    A view where the block is already k-leading in memory (``Wk.T``); else one
+    transposing copy, blocked over rows for NumPy (whose plain transposing copy
+    of a tall ``(size, k)`` array is 3-4x slower than a blocked one), into a
+    buffer kept in ``workspace`` (the operator's own, reused at every block of
+    that shape: a fresh multi-megabyte array per block costs page faults, which
+    on some machines cost more than the copy).  Products on strided seeds cost
+    2-3x more than the copy: every operation of the graph that reads a seed
+    reads it strided."""
+    torch_like = hasattr(a, "movedim")
+    view = a.T if torch_like else np.asarray(a).T
+    if view.is_contiguous() if torch_like else view.flags.c_contiguous:
+        return view.reshape((k,) + tuple(inner))
+    key = (tuple(view.shape), str(view.dtype), str(getattr(view, "device", "")))
+    out = None if workspace is None else workspace.get(key)
+    if out is None:
+        if torch_like:
+            import torch
+
+            out = torch.empty(view.shape, dtype=view.dtype, device=view.device)
+        else:
+            out = np.empty(view.shape, dtype=view.dtype)
+        if workspace is not None:
+            workspace[key] = out
+    rows = view.shape[1]
+    if torch_like:
+        out.copy_(view)
+    elif rows * k <= 1 << 16:
+        out[...] = view
+    else:
+        step = 256
+        for start in range(0, rows, step):
+            out[:, start:start + step] = view[:, start:start + step]
+    return out.reshape((k,) + tuple(inner))
+
+
+def _loop(one, seeds):
+    """``one`` applied to each seed of a k-leading block, the results written into one
+    fresh ``(k,) + shape`` array as they come (no list of k results, then a copy)."""
+    first = one(seeds[0])
+    if hasattr(first, "detach"):  # torch
+        import torch
+
+        out = torch.empty((len(seeds),) + tuple(first.shape), dtype=first.dtype, device=first.device)
+    else:
+        first = np.asarray(first)
+        out = np.empty((len(seeds),) + first.shape, dtype=first.dtype)
+    out[0] = first
+    for j in range(1, len(seeds)):
+        out[j] = one(seeds[j])
+    return out
 
 
 class Strategy:
@@ -62,18 +135,43 @@ class Strategy:
     #: True: blocks may be passed as ``(size, k)`` columns with ``batched="columns"``
     #: (results ``(size, k)``), the layout change done inside the engine's compiled call
     columns = False
+    #: block modes, the default first
+    modes: tuple = ("loop",)
 
-    def gauss_newton(self, state, t, batched):
-        return self.vjp(state, self.jvp(state, t, batched), batched)
+    def prepare(self, state, kind):
+        return None
+
+    def gauss_newton(self, state, t, batched, mode=None):
+        return self.vjp(state, self.jvp(state, t, batched, mode), batched, mode)
 
     def dense(self, state):
         return None
 
 
 # --------------------------------------------------------------------- JAX
+def _jax_apply(one, seeds, batched, mode, in_shape, out_shape):
+    """``one`` on a seed, or mapped over a block (inside jit): ``batched`` "columns"
+    ((size, k) in and out), True (k-leading) or False; ``mode`` "vmap" or "map"."""
+    import jax
+    import jax.numpy as jnp
+
+    if not batched:
+        return one(seeds)
+    if batched != "columns":
+        return jax.lax.map(one, seeds) if mode == "map" else jax.vmap(one)(seeds)
+    k = seeds.shape[-1]
+    cols = seeds.reshape(tuple(in_shape) + (k,))  # splits the leading axis: free
+    if mode == "map":  # a loop of single products over contiguous rows
+        out = jnp.moveaxis(jax.lax.map(one, jnp.moveaxis(cols, -1, 0)), 0, -1)
+    else:
+        out = jax.vmap(one, in_axes=-1, out_axes=-1)(cols)
+    return out.reshape((int(np.prod(out_shape)), k))
+
+
 class JaxLinearize(Strategy):
     name = "linearize"
     columns = True  # blocks arrive as (size, k) columns: the layout change happens inside jit
+    modes = ("vmap", "map")
 
     def __init__(self, f, ex):
         import jax
@@ -83,69 +181,50 @@ class JaxLinearize(Strategy):
 
         def setup(x, *ctx):
             x = jnp.asarray(x)
-            y, lin = jax.linearize(_bind(f, ctx), x)
-            return y, lin, jax.linear_transpose(lin, x)
+            lin = jax.linearize(_bind(f, ctx), x)[1]
+            return lin, jax.linear_transpose(lin, x)
 
         xd, yd = ex.x_dtype, ex.y_dtype  # seeds are cast inside jit (under x64 where needed)
-        cols_in, cols_out = _jax_columns(ex)
+        xs, ys = ex.x_shape, ex.y_shape
 
-        def jvp(lin, t, batched):
-            t = jnp.asarray(t, dtype=xd)
-            if batched == "columns":
-                return cols_out(jax.vmap(lin, in_axes=-1, out_axes=-1)(cols_in(t, ex.x_shape)), ex.y_shape)
-            return jax.vmap(lin)(t) if batched else lin(t)
+        def jvp(lin, t, batched, mode):
+            return _jax_apply(lin, jnp.asarray(t, dtype=xd), batched, mode, xs, ys)
 
-        def vjp(lt, w, batched):
-            w = jnp.asarray(w, dtype=yd)
-            one = lambda c: lt(c)[0]  # noqa: E731
-            if batched == "columns":
-                return cols_out(jax.vmap(one, in_axes=-1, out_axes=-1)(cols_in(w, ex.y_shape)), ex.x_shape)
-            return jax.vmap(one)(w) if batched else one(w)
+        def vjp(lt, w, batched, mode):
+            return _jax_apply(lambda c: lt(c)[0], jnp.asarray(w, dtype=yd), batched, mode, ys, xs)
 
-        def gn(lin, lt, t, batched):
-            one = lambda s: lt(lin(s))[0]  # noqa: E731
-            t = jnp.asarray(t, dtype=xd)
-            if batched == "columns":
-                return cols_out(jax.vmap(one, in_axes=-1, out_axes=-1)(cols_in(t, ex.x_shape)), ex.x_shape)
-            return jax.vmap(one)(t) if batched else one(t)
+        def gn(lin, lt, t, batched, mode):
+            return _jax_apply(lambda s: lt(lin(s))[0], jnp.asarray(t, dtype=xd), batched, mode, xs, xs)
 
         self._setup = _jax_x64(jax.jit(setup), ex)
-        self._jvp = _jax_x64(jax.jit(jvp, static_argnums=2), ex)
-        self._vjp = _jax_x64(jax.jit(vjp, static_argnums=2), ex)
-        self._gn = _jax_x64(jax.jit(gn, static_argnums=3), ex)
+        self._value = _jax_x64(jax.jit(lambda x, *ctx: f(jnp.asarray(x), *ctx)), ex)
+        self._jvp = _jax_x64(jax.jit(jvp, static_argnums=(2, 3)), ex)
+        self._vjp = _jax_x64(jax.jit(vjp, static_argnums=(2, 3)), ex)
+        self._gn = _jax_x64(jax.jit(gn, static_argnums=(3, 4)), ex)
 
     def setup(self, x, ctx):
-        y, lin, lt = self._setup(x, *ctx)
-        return {"y": y, "lin": lin, "lt": lt}
+        lin, lt = self._setup(x, *ctx)
+        return {"x": x, "ctx": ctx, "lin": lin, "lt": lt}
 
     def value(self, state):
+        if "y" not in state:
+            state["y"] = self._value(state["x"], *state["ctx"])
         return state["y"]
 
-    def jvp(self, state, t, batched):
-        return self._jvp(state["lin"], t, batched)
+    def jvp(self, state, t, batched, mode=None):
+        return self._jvp(state["lin"], t, batched, mode or "vmap")
 
-    def vjp(self, state, w, batched):
-        return self._vjp(state["lt"], w, batched)
+    def vjp(self, state, w, batched, mode=None):
+        return self._vjp(state["lt"], w, batched, mode or "vmap")
 
-    def gauss_newton(self, state, t, batched):
-        return self._gn(state["lin"], state["lt"], t, batched)
-
-
-def _jax_columns(ex):
-    """(seeds (size, k) -> shape + (k,), results shape + (k,) -> (size, k)): reshapes that
-    only split or merge leading axes (free inside jit; no transpose is materialized)."""
-    def cols_in(a, shape):
-        return a.reshape(tuple(shape) + (a.shape[-1],))
-
-    def cols_out(a, shape):
-        return a.reshape((int(np.prod(shape)), a.shape[-1]))
-
-    return cols_in, cols_out
+    def gauss_newton(self, state, t, batched, mode=None):
+        return self._gn(state["lin"], state["lt"], t, batched, mode or "vmap")
 
 
 class JaxRecompute(Strategy):
     name = "recompute"
     columns = True
+    modes = ("vmap", "map")
 
     def __init__(self, f, ex):
         import jax
@@ -154,41 +233,38 @@ class JaxRecompute(Strategy):
         from diffinterface.backends._jax import _bind
 
         xd, yd = ex.x_dtype, ex.y_dtype
-        cols_in, cols_out = _jax_columns(ex)
+        xs, ys = ex.x_shape, ex.y_shape
 
-        def jvp(x, t, batched, *ctx):
+        # the primal computations are outside the mapped function: vmap leaves them
+        # unbatched and lax.map's body does not repeat them
+        def jvp(x, t, batched, mode, *ctx):
             g, x, t = _bind(f, ctx), jnp.asarray(x), jnp.asarray(t, dtype=xd)
-            if batched == "columns":
-                y, out = jax.vmap(lambda s: jax.jvp(g, (x,), (s,)), in_axes=-1,
-                                  out_axes=(None, -1))(cols_in(t, ex.x_shape))
-                return y, cols_out(out, ex.y_shape)
-            if batched:
-                return jax.vmap(lambda s: jax.jvp(g, (x,), (s,)), out_axes=(None, 0))(t)
-            return jax.jvp(g, (x,), (t,))
+            if not batched:
+                return jax.jvp(g, (x,), (t,))[1]
+            lin = jax.linearize(g, x)[1]
+            return _jax_apply(lin, t, batched, mode, xs, ys)
 
-        def vjp(x, w, batched, *ctx):
-            y, pull = jax.vjp(_bind(f, ctx), jnp.asarray(x))
-            w = jnp.asarray(w, dtype=yd)
-            if batched == "columns":
-                out = jax.vmap(lambda c: pull(c)[0], in_axes=-1, out_axes=-1)(cols_in(w, ex.y_shape))
-                return y, cols_out(out, ex.x_shape)
-            return y, (jax.vmap(pull)(w)[0] if batched else pull(w)[0])
+        def vjp(x, w, batched, mode, *ctx):
+            pull = jax.vjp(_bind(f, ctx), jnp.asarray(x))[1]
+            return _jax_apply(lambda c: pull(c)[0], jnp.asarray(w, dtype=yd), batched, mode, ys, xs)
 
-        def gn(x, t, batched, *ctx):
-            x, t = jnp.asarray(x), jnp.asarray(t, dtype=xd)
-            y, lin = jax.linearize(_bind(f, ctx), x)
-            lt = jax.linear_transpose(lin, x)
-            one = lambda s: lt(lin(s))[0]  # noqa: E731
-            if batched == "columns":
-                return y, cols_out(jax.vmap(one, in_axes=-1, out_axes=-1)(cols_in(t, ex.x_shape)), ex.x_shape)
-            return y, (jax.vmap(one)(t) if batched else one(t))
+        def gn(x, t, batched, mode, *ctx):
+            g, x = _bind(f, ctx), jnp.asarray(x)
+            pull = jax.vjp(g, x)[1]
+            if not batched:  # jvp then vjp in one program: XLA shares their primal work
+                return pull(jax.jvp(g, (x,), (jnp.asarray(t, dtype=xd),))[1])[0]
+            lin = jax.linearize(g, x)[1]
+            return _jax_apply(lambda s: pull(lin(s))[0], jnp.asarray(t, dtype=xd), batched, mode, xs, xs)
 
         self._value = _jax_x64(jax.jit(lambda x, *ctx: f(jnp.asarray(x), *ctx)), ex)
-        self._jvp = _jax_x64(jax.jit(jvp, static_argnums=2), ex)
-        self._vjp = _jax_x64(jax.jit(vjp, static_argnums=2), ex)
-        self._gn = _jax_x64(jax.jit(gn, static_argnums=2), ex)
+        self._jvp = _jax_x64(jax.jit(jvp, static_argnums=(2, 3)), ex)
+        self._vjp = _jax_x64(jax.jit(vjp, static_argnums=(2, 3)), ex)
+        self._gn = _jax_x64(jax.jit(gn, static_argnums=(2, 3)), ex)
+        self._stage = _jax_x64(jax.device_put, ex)
 
     def setup(self, x, ctx):
+        if isinstance(x, np.ndarray):  # staged once per point, not copied at every product
+            x = self._stage(x)
         return {"x": x, "ctx": ctx}
 
     def value(self, state):
@@ -196,63 +272,70 @@ class JaxRecompute(Strategy):
             state["y"] = self._value(state["x"], *state["ctx"])
         return state["y"]
 
-    def jvp(self, state, t, batched):
-        state["y"], out = self._jvp(state["x"], t, batched, *state["ctx"])
-        return out
+    def jvp(self, state, t, batched, mode=None):
+        return self._jvp(state["x"], t, batched, mode or "vmap", *state["ctx"])
 
-    def vjp(self, state, w, batched):
-        state["y"], out = self._vjp(state["x"], w, batched, *state["ctx"])
-        return out
+    def vjp(self, state, w, batched, mode=None):
+        return self._vjp(state["x"], w, batched, mode or "vmap", *state["ctx"])
 
-    def gauss_newton(self, state, t, batched):
-        state["y"], out = self._gn(state["x"], t, batched, *state["ctx"])
-        return out
+    def gauss_newton(self, state, t, batched, mode=None):
+        return self._gn(state["x"], t, batched, mode or "vmap", *state["ctx"])
 
 
 # --------------------------------------------------------------------- torch
 class TorchKeptGraph(Strategy):
     name = "kept_graph"
+    modes = ("loop", "vmap")
 
     def __init__(self, f, ex):
         self.f = f
+        self._jvp_vmap = True  # False once torch.func.vmap failed on f
 
     def setup(self, x, ctx):
-        import torch
+        return {"x": x.detach(), "ctx": ctx}
 
-        leaf = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            y = self.f(leaf, *ctx)
-        return {"leaf": leaf, "y": y, "ctx": ctx, "value": y.detach()}
+    def prepare(self, state, kind):
+        """The forward graph at x (VJPs and the value need it; JVPs do not)."""
+        if "y" not in state:
+            import torch
+
+            leaf = state["x"].detach().requires_grad_(True)
+            with torch.enable_grad():
+                y = self.f(leaf, *state["ctx"])
+            state["leaf"], state["y"], state["value"] = leaf, y, y.detach()
 
     def value(self, state):
+        if "value" not in state:
+            self.prepare(state, "vjp")
         return state["value"]
 
-    def jvp(self, state, t, batched):
+    def jvp(self, state, t, batched, mode=None):
         import torch
         from torch.func import jvp, vmap
 
-        x, ctx = state["leaf"].detach(), state["ctx"]
+        x, ctx = state["x"], state["ctx"]
         g = lambda z: self.f(z, *ctx)  # noqa: E731
         t = t.to(x.dtype)
         if not batched:
             return jvp(g, (x,), (t,))[1]
-        if state.get("vmap", True):
+        if mode == "vmap" and self._jvp_vmap:
             try:
                 return vmap(lambda s: jvp(g, (x,), (s,))[1])(t)
             except RuntimeError as error:
                 if "vmap" not in str(error) and "functorch" not in str(error):
                     raise
-                state["vmap"] = False
-        return torch.stack([jvp(g, (x,), (s,))[1] for s in t])
+                self._jvp_vmap = False
+        return _loop(lambda s: jvp(g, (x,), (s,))[1], t)
 
-    def vjp(self, state, w, batched):
+    def vjp(self, state, w, batched, mode=None):
         import torch
 
+        self.prepare(state, "vjp")
         y, leaf = state["y"], state["leaf"]
         if not y.requires_grad:  # f does not depend on x
             shape = (w.shape[0],) + tuple(leaf.shape) if batched else leaf.shape
             return torch.zeros(shape, dtype=leaf.dtype, device=leaf.device)
-        return _grad_through(self, state, y, leaf, w.to(y.dtype), batched)
+        return _grad_through(self, y, leaf, w.to(y.dtype), batched, mode)
 
 
 class TorchDoubleBackward(TorchKeptGraph):
@@ -262,6 +345,7 @@ class TorchDoubleBackward(TorchKeptGraph):
         import torch
 
         state = super().setup(x, ctx)
+        self.prepare(state, "vjp")
         y, leaf = state["y"], state["leaf"]
         if y.requires_grad:
             with torch.enable_grad():
@@ -270,50 +354,30 @@ class TorchDoubleBackward(TorchKeptGraph):
             state["u"], state["gu"] = u, gu
         return state
 
-    def jvp(self, state, t, batched):
+    def jvp(self, state, t, batched, mode=None):
         import torch
 
         if "gu" not in state or not state["gu"].requires_grad:
             y = state["value"]
             shape = (t.shape[0],) + tuple(y.shape) if batched else y.shape
             return torch.zeros(shape, dtype=y.dtype, device=y.device)
-        return _grad_through(self, state, state["gu"], state["u"], t.to(state["gu"].dtype), batched)
+        return _grad_through(self, state["gu"], state["u"], t.to(state["gu"].dtype), batched, mode)
 
 
-def _grad_through(owner, state, out, inp, seeds, batched):
-    """Backward of ``out`` w.r.t. ``inp`` along ``seeds`` through the kept graph.  A block
-    uses ``is_grads_batched`` (vmap over the backward) or a loop of single backward passes:
-    whichever the first block measured faster (vmap wins for small dense layers, the loop
-    for large elementwise graphs, by up to 3x either way), or the loop where vmap fails."""
-    import time
-
+def _grad_through(owner, out, inp, seeds, batched, mode):
+    """Backward of ``out`` w.r.t. ``inp`` along ``seeds`` through the kept graph: one
+    seed, or a block by ``is_grads_batched`` (mode "vmap": vmap over the backward) or a
+    loop of single backward passes (mode "loop", or where vmap fails)."""
     import torch
 
     if not batched:
         return torch.autograd.grad(out, inp, seeds, retain_graph=True)[0]
-
-    def loop():
-        return torch.stack([torch.autograd.grad(out, inp, s, retain_graph=True)[0] for s in seeds])
-
-    def vectorized():
-        return torch.autograd.grad(out, inp, seeds, retain_graph=True, is_grads_batched=True)[0]
-
-    mode = getattr(owner, "block_mode", None)
-    if mode == "loop":
-        return loop()
-    if mode == "vmap":
-        return vectorized()
-    try:
-        start = time.perf_counter()
-        result = vectorized()
-        vmap_s = time.perf_counter() - start
-    except RuntimeError:
-        owner.block_mode = "loop"
-        return loop()
-    start = time.perf_counter()
-    loop()
-    owner.block_mode = "loop" if time.perf_counter() - start < vmap_s else "vmap"
-    return result
+    if mode == "vmap" and getattr(owner, "_grad_vmap", True):
+        try:
+            return torch.autograd.grad(out, inp, seeds, retain_graph=True, is_grads_batched=True)[0]
+        except RuntimeError:
+            owner._grad_vmap = False
+    return _loop(lambda s: torch.autograd.grad(out, inp, s, retain_graph=True)[0], seeds)
 
 
 # --------------------------------------------------------------------- autograd
@@ -324,15 +388,20 @@ class AutogradMakeVjp(Strategy):
         self.f = f
 
     def setup(self, x, ctx):
-        from autograd import make_vjp
+        return {"x": x, "ctx": ctx}
 
-        pull, y = make_vjp(lambda z: self.f(z, *ctx))(x)
-        return {"x": x, "ctx": ctx, "pull": pull, "y": y}
+    def prepare(self, state, kind):
+        """The forward trace at x (VJPs and the value need it; JVPs retrace with make_jvp)."""
+        if "pull" not in state:
+            from autograd import make_vjp
+
+            state["pull"], state["y"] = make_vjp(lambda z: self.f(z, *state["ctx"]))(state["x"])
 
     def value(self, state):
+        self.prepare(state, "vjp")
         return state["y"]
 
-    def jvp(self, state, t, batched):
+    def jvp(self, state, t, batched, mode=None):
         from autograd import make_jvp
 
         push = state.get("push")
@@ -340,13 +409,14 @@ class AutogradMakeVjp(Strategy):
             push = state["push"] = make_jvp(lambda z: self.f(z, *state["ctx"]))(state["x"])
         dtype = np.result_type(state["x"])
         if batched:
-            return np.stack([push(np.asarray(s, dtype=dtype))[1] for s in t])
+            return _loop(lambda s: push(np.asarray(s, dtype=dtype))[1], t)
         return push(np.asarray(t, dtype=dtype))[1]
 
-    def vjp(self, state, w, batched):
+    def vjp(self, state, w, batched, mode=None):
+        self.prepare(state, "vjp")
         pull = state["pull"]
         if batched:
-            return np.stack([pull(c) for c in w])
+            return _loop(pull, w)
         return pull(w)
 
 
@@ -357,16 +427,17 @@ class AutogradVjpOfVjp(AutogradMakeVjp):
         from autograd import make_vjp
 
         state = super().setup(x, ctx)
+        self.prepare(state, "vjp")
         y = np.asarray(state["y"])
         push, _ = make_vjp(state["pull"])(np.zeros_like(y))
         state["push_linear"] = push
         return state
 
-    def jvp(self, state, t, batched):
-        push, x = state["push_linear"], state["x"]
+    def jvp(self, state, t, batched, mode=None):
+        push, shape = state["push_linear"], np.shape(state["y"])
         if batched:
-            return np.stack([_autograd_zero_safe(push(s), np.shape(state["y"])) for s in t])
-        return _autograd_zero_safe(push(t), np.shape(state["y"]))
+            return _loop(lambda s: _autograd_zero_safe(push(s), shape), t)
+        return _autograd_zero_safe(push(t), shape)
 
 
 def _autograd_zero_safe(result, shape):
@@ -399,9 +470,9 @@ class FiniteDifferences(Strategy):
         g = lambda z: self.f(z, *state["ctx"])  # noqa: E731
         return self.engine._difference(g, x, state["y"], t, self.engine.rel_step * scale / size)
 
-    def jvp(self, state, t, batched):
+    def jvp(self, state, t, batched, mode=None):
         if batched:
-            return np.stack([self._one_jvp(state, s) for s in t])
+            return _loop(lambda s: self._one_jvp(state, s), t)
         return self._one_jvp(state, t)
 
     def dense(self, state):
@@ -410,7 +481,7 @@ class FiniteDifferences(Strategy):
             state["jac"] = np.asarray(jac).reshape(np.size(state["y"]), -1)
         return state["jac"].reshape(np.shape(state["y"]) + self._x_shape)
 
-    def vjp(self, state, w, batched):
+    def vjp(self, state, w, batched, mode=None):
         self.dense(state)
         jac = state["jac"]
         if batched:
@@ -423,6 +494,7 @@ class PrimitiveRecompute(Strategy):
     """Any engine: its batched pushforward/pullback primitives, per product."""
 
     name = "recompute"
+    modes = ("vmap",)
 
     def __init__(self, engine, f, ex):
         self.engine, self.f, self.ex = engine, f, ex
@@ -450,10 +522,10 @@ class PrimitiveRecompute(Strategy):
         state["y"] = y
         return self.engine.stack(list(out)) if batched else out[0]
 
-    def jvp(self, state, t, batched):
+    def jvp(self, state, t, batched, mode=None):
         return self._apply("jvp", state, t, batched)
 
-    def vjp(self, state, w, batched):
+    def vjp(self, state, w, batched, mode=None):
         return self._apply("vjp", state, w, batched)
 
 
