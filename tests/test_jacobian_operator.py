@@ -403,3 +403,65 @@ def test_blocks_in_column_layout_for_jax_and_k_leading_elsewhere():
     block = jacobian_operator(make(anp, np.asarray), di.AutoAutograd(), x)._seeds(Wn, 1000, (1000,), "J.T @ W")[0]
     assert block.flags.c_contiguous and block.shape == (3, 1000)
     close(block, Wn.T, 0)
+
+
+@pytest.mark.parametrize("engine", ["jax", "torch", "autograd"])
+def test_block_modes_and_gauss_newton_are_measured_then_used(engine, measure_all):
+    backend, xp, asarray = ENGINES[engine]
+    make, jac = problem((6,), (4,))
+    rng = np.random.default_rng(12)
+    G = gauss_newton_operator(make(xp, asarray), backend, rng.normal(size=6))
+    J = G.jacobian
+    for _ in range(3):  # measured at the first block of each kind and size, then reused
+        x = rng.normal(size=6)
+        G.update(x)
+        V, W, v = rng.normal(size=(6, 3)), rng.normal(size=(4, 3)), rng.normal(size=6)
+        close(J @ V, jac(x) @ V, 1e-12)
+        close(J.T @ W, jac(x).T @ W, 1e-12)
+        close(G @ V, jac(x).T @ jac(x) @ V, 1e-12)
+        close(G @ v, jac(x).T @ jac(x) @ v, 1e-12)
+    blocks = J._shared["blocks"]
+    assert set(blocks) == {("jvp", 3), ("vjp", 3), ("gn", 3), ("gn", None)}
+    for (kind, k), per_strategy in blocks.items():
+        assert len(per_strategy) == len(J._strategies)
+        for strategy, (mode, seconds) in zip(J._strategies, per_strategy):
+            assert mode in J._modes(strategy, kind, k) and seconds > 0
+    assert J._expected == {("jvp", 3): 1, ("vjp", 3): 1, ("gn", 3): 1, "gn": 1}
+
+
+def test_lazy_set_up_per_kind():
+    make, jac = problem((5,), (3,))
+    x = np.linspace(-1.0, 1.0, 5)
+    J = jacobian_operator(make(torch, torch.as_tensor), di.AutoTorch(), x)
+    kept = J._strategies[0]
+    state = kept.setup(torch.as_tensor(x), ())
+    close(kept.jvp(state, torch.ones(5, dtype=torch.float64), False).numpy(), jac(x) @ np.ones(5), 1e-12)
+    assert "leaf" not in state  # JVPs alone never build the forward graph
+    close(kept.vjp(state, torch.ones(3, dtype=torch.float64), False).numpy(), jac(x).T @ np.ones(3), 1e-12)
+    assert "leaf" in state
+    Ja = jacobian_operator(make(anp, np.asarray), di.AutoAutograd(), x)
+    state = Ja._strategies[0].setup(x, ())
+    Ja._strategies[0].jvp(state, np.ones(5), False)
+    assert "pull" not in state  # autograd's forward trace only for VJPs
+    Jj = jacobian_operator(make(jnp, np.asarray), di.AutoJAX(), x)
+    for strategy in Jj._strategies:  # JAX: f(x) computed only when asked for
+        state = strategy.setup(x, ())
+        assert "y" not in state
+        close(np.asarray(strategy.value(state)), np.asarray(make(np, np.asarray)(x)), 1e-14)
+
+
+@pytest.mark.parametrize("engine", ["torch", "autograd", "finite_diff"])
+def test_block_results_never_alias_the_reused_seed_buffer(engine, measure_all):
+    backend, xp, asarray = ENGINES[engine]
+    identity = lambda x: x  # noqa: E731 - its VJP may hand back the cotangent itself
+    rng = np.random.default_rng(13)
+    V1, V2 = rng.normal(size=(300, 300)), rng.normal(size=(300, 300))  # big enough to be copied
+    J = jacobian_operator(identity, backend, np.ones(300))
+    for strategy in J._strategies:  # torch: vmap (is_grads_batched) may hand back its seeds
+        strategy.modes = strategy.modes[-1:]
+    first = J @ asarray(V1)
+    J.T @ asarray(V2)
+    second = J.T @ asarray(V2)
+    assert J._workspace
+    close(np.asarray(first), V1, 1e-6)
+    close(np.asarray(second), V2, 1e-6)

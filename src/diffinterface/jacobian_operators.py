@@ -16,26 +16,42 @@ by measurement (see ``backends/_jacobian_strategies.py``):
 
 * JAX: ``linearize`` (linearization and its ``jax.linear_transpose`` built
   inside ``jax.jit``; products are linear sweeps) or ``recompute`` (a jitted
-  JVP or VJP per product; nothing kept);
-* torch: ``kept_graph`` (the forward graph kept: VJPs are backward passes
-  with ``retain_graph=True``, JVPs ``torch.func.jvp``) or ``double_backward``
-  (JVPs by a backward pass through the kept graph of ``u -> Jᵀu``);
-* autograd: ``make_vjp`` (the kept trace; JVPs by ``make_jvp``) or
-  ``vjp_of_vjp`` (JVPs through the trace of ``u -> Jᵀu``);
+  JVP or VJP per product; nothing kept); neither computes f(x) unless
+  ``value`` is asked for;
+* torch: ``kept_graph`` (the forward graph kept, built at the first VJP: VJPs
+  are backward passes with ``retain_graph=True``, JVPs ``torch.func.jvp``) or
+  ``double_backward`` (JVPs by a backward pass through the kept graph of
+  ``u -> Jᵀu``);
+* autograd: ``make_vjp`` (the kept trace, built at the first VJP; JVPs by
+  ``make_jvp``) or ``vjp_of_vjp`` (JVPs through the trace of ``u -> Jᵀu``);
 * finite differences: JVPs by differences, VJPs through the Jacobian (built
   once per point, on the first VJP).
 
-The strategies of an engine are timed once at construction (set-up, JVP and
-VJP cost; with an ``AutoSparse`` backend at the first product instead, so an
-operator used only for ``value`` and ``tosparse()`` never compiles them); at each new point the operator takes the one cheapest for the
-numbers of JVPs and VJPs taken at the previous point, and within a point it
-switches once the products taken make a costlier set-up pay for itself.
-When the first strategy costs under ``MEASURE_ABOVE_S`` (0.1 ms) for a set-up
-and one product of each kind, call overhead dominates and it is used alone.
+The strategies of an engine are timed once at construction (set-up, the
+per-kind preparations, JVP and VJP cost; in alternating rounds, the fastest
+of each; with an ``AutoSparse`` backend at the first product instead, so an
+operator used only for ``value`` and ``tosparse()`` never compiles them).
+The first block of each kind and size (``J @ V``, ``J.T @ W``, ``G @ V``)
+and the first ``G @ v`` time every strategy in each of its modes (vmap, a
+loop of single products, for JAX ``lax.map`` inside the jitted call; for
+``G @ v`` one fused call or a JVP then a VJP): which is fastest depends on f
+by 2-3x either way.  At each new point the operator takes the strategy
+cheapest for the products taken at the previous point (singles and blocks),
+and within a point it switches once the products taken make a costlier
+set-up pay for itself.  When the first strategy costs under
+``MEASURE_ABOVE_S`` (0.1 ms) for a set-up and one product of each kind, call
+overhead dominates and it is used alone, in its default mode.
+
+Blocks ``(size, k)`` go to JAX as they are (the layout change happens inside
+the jitted call); torch and NumPy engines take them as one contiguous
+``(k, size)`` copy in a buffer the operator reuses (products on strided
+columns cost 2-3x more; a block already k-leading in memory, ``Wk.T``, is
+used as a view), and the k results are written into one ``(k, size)`` array
+returned as its ``(size, k)`` transposed view.
 
 ``G = gauss_newton_operator(r, backend, x, damping=0.0)`` is ``JᵀJ + damping
-I`` for residuals ``r`` (``G @ v`` is one JVP and one VJP, fused where the
-engine can), with ``G.value = 0.5 |r|²`` and ``G.gradient = Jᵀ r``; with
+I`` for residuals ``r`` (``G @ v`` is one JVP and one VJP, in one fused call
+where the engine has one and it measured faster), with ``G.value = 0.5 |r|²`` and ``G.gradient = Jᵀ r``; with
 ``loss=`` a convex scalar function of r it is the generalized Gauss-Newton
 ``Jᵀ ∇²loss(r) J``.
 """
@@ -265,7 +281,7 @@ class JacobianOperator:
                     work[key] = max(work.get(key, 0), count)
                 self._strategy = self._choose(work)
             self._state = self._strategies[self._strategy].setup(self._x, self._ctx)
-        elif key is not None and self._costs is not None:
+        elif key is not None and self._shared["costs"] is not None and self._due(count):
             # rent-or-buy within a point: switch once the extra paid for products so far
             # would have bought the cheaper strategy's set-up (and preparations)
             taken = dict(self._here)
@@ -280,6 +296,14 @@ class JacobianOperator:
                     self._state = self._strategies[index].setup(self._x, self._ctx)
                     break
         return self._strategies[self._strategy], self._state
+
+    def _due(self, count: int) -> bool:
+        """Whether the rent-or-buy test runs at this product: at the 1st, 2nd, 4th, 8th, ...
+        product taken at the point and every 16th after (a switch comes at most about 2x
+        later in products than with a test at every one, and single products skip the
+        cost arithmetic)."""
+        n = sum(self._here.values()) + count
+        return count > 1 or (n & (n - 1)) == 0 or n % 16 == 0
 
     @staticmethod
     def _modes(strategy: Any, kind: str, k: int | None) -> list:
@@ -623,7 +647,8 @@ class GaussNewtonOperator:
 
     Build it with :func:`gauss_newton_operator`.  Shape ``(n, n)``, symmetric;
     ``G @ v`` (and blocks ``G @ V``) is one JVP and one VJP of r (a single
-    fused call where the engine has one); ``G.update(x_new)`` returns ``G``;
+    fused call where the engine has one and the first ``G @ v`` measured it
+    faster); ``G.update(x_new)`` returns ``G``;
     ``G.value`` is ``0.5 |r|²`` (or ``loss(r)``), ``G.gradient`` is ``Jᵀ r``
     (or ``Jᵀ ∇loss(r)``), shaped like x; ``G.jacobian`` the underlying
     :class:`JacobianOperator`.
