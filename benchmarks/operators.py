@@ -246,7 +246,7 @@ def engine_setup(name):
 
 def run_engine(name, rows):
     sys.path.insert(0, os.path.join(HERE, "..", "src"))
-    from diffinterface.jacobian_operators import gauss_newton_operator, jacobian_operator
+    from diffinterface import gauss_newton_operator, jacobian_operator
 
     backend, xp, asarray, arr, block, natives_of, version = engine_setup(name)
     for fname, (f, n, m) in make_functions(xp, asarray).items():

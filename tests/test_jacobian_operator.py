@@ -11,13 +11,9 @@ from scipy.sparse.linalg import LinearOperator, lsmr
 
 import diffinterface as di
 import diffinterface.jacobian_operators as jo
-from diffinterface.jacobian_operators import (
-    GaussNewtonOperator,
-    JacobianOperator,
-    check_linear_operators,
-    gauss_newton_operator,
-    jacobian_operator,
-)
+from diffinterface.gauss_newton import GaussNewtonOperator, gauss_newton_operator
+from diffinterface.jacobian_operators import JacobianOperator, jacobian_operator
+from diffinterface.testing._check_operators import check_linear_operators
 
 jax = pytest.importorskip("jax")
 torch = pytest.importorskip("torch")

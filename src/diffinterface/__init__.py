@@ -59,12 +59,8 @@ from diffinterface.operators.second_order import (
     value_gradient_and_hessian,
 )
 from diffinterface.linear_operators import HessianOperator, hessian_operator
-from diffinterface.jacobian_operators import (
-    GaussNewtonOperator,
-    JacobianOperator,
-    gauss_newton_operator,
-    jacobian_operator,
-)
+from diffinterface.jacobian_operators import JacobianOperator, jacobian_operator
+from diffinterface.gauss_newton import GaussNewtonOperator, gauss_newton_operator
 from diffinterface._least_squares import scipy_least_squares
 from diffinterface.prep import Prep
 from diffinterface.rules import custom_rule

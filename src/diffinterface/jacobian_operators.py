@@ -1,4 +1,4 @@
-"""Functions as linear maps: the Jacobian operator and the Gauss-Newton operator.
+"""Functions as linear maps: the Jacobian operator.
 
 ``J = jacobian_operator(f, backend, x)`` is the Jacobian of ``f`` at ``x`` as
 a matrix-free map of shape ``(m, n)`` with ``m = f(x).size`` and ``n =
@@ -49,11 +49,7 @@ columns cost 2-3x more; a block already k-leading in memory, ``Wk.T``, is
 used as a view), and the k results are written into one ``(k, size)`` array
 returned as its ``(size, k)`` transposed view.
 
-``G = gauss_newton_operator(r, backend, x, damping=0.0)`` is ``JᵀJ + damping
-I`` for residuals ``r`` (``G @ v`` is one JVP and one VJP, in one fused call
-where the engine has one and it measured faster), with ``G.value = 0.5 |r|²`` and ``G.gradient = Jᵀ r``; with
-``loss=`` a convex scalar function of r it is the generalized Gauss-Newton
-``Jᵀ ∇²loss(r) J``.
+The Gauss-Newton operator built on it lives in ``diffinterface.gauss_newton``.
 """
 
 from __future__ import annotations
@@ -70,10 +66,7 @@ from diffinterface.prep import check_update
 from diffinterface.backends import Example, get_engine
 from diffinterface.contexts import unwrap_contexts
 
-__all__ = [
-    "JacobianOperator", "jacobian_operator", "GaussNewtonOperator", "gauss_newton_operator",
-    "check_linear_operators",
-]
+__all__ = ["JacobianOperator", "jacobian_operator"]
 
 
 #: below this many seconds for (set-up + JVP + VJP) of an engine's first
@@ -640,195 +633,3 @@ def jacobian_operator(f: Callable, backend: Any, x: Any, *contexts: Any) -> Jaco
     ((2, 3), array([2., 0.]), array([2., 4., 2.]))
     """
     return JacobianOperator(f, backend, x, *contexts)
-
-
-class GaussNewtonOperator:
-    """``JᵀJ + damping·I`` (or ``Jᵀ ∇²loss(r) J + damping·I``) for residuals ``r(x)``.
-
-    Build it with :func:`gauss_newton_operator`.  Shape ``(n, n)``, symmetric;
-    ``G @ v`` (and blocks ``G @ V``) is one JVP and one VJP of r (a single
-    fused call where the engine has one and the first ``G @ v`` measured it
-    faster); ``G.update(x_new)`` returns ``G``;
-    ``G.value`` is ``0.5 |r|²`` (or ``loss(r)``), ``G.gradient`` is ``Jᵀ r``
-    (or ``Jᵀ ∇loss(r)``), shaped like x; ``G.jacobian`` the underlying
-    :class:`JacobianOperator`.
-    """
-
-    __array_ufunc__ = None
-
-    def __init__(self, r: Callable, backend: Any, x: Any, *contexts: Any, damping: float = 0.0,
-                 loss: str | Callable = "squared") -> None:
-        if not (loss == "squared" or callable(loss)):
-            raise InvalidInputError(
-                f"loss={loss!r}: pass 'squared' (0.5 |r|^2) or a convex scalar function of the residuals"
-            )
-        damping = float(damping)
-        if damping < 0 or not np.isfinite(damping):
-            raise InvalidInputError(f"damping={damping} must be a finite number >= 0")
-        self.jacobian = JacobianOperator(r, backend, x, *contexts)
-        self.damping, self.loss, self.backend = damping, loss, backend
-        self.n = self.jacobian.n
-        self.shape = (self.n, self.n)
-        self.dtype = self.jacobian.dtype
-        self._loss_op = None
-        if callable(loss):
-            from diffinterface.linear_operators import hessian_operator
-
-            J = self.jacobian
-            self._loss_op = hessian_operator(loss, J.backend if not J._sparse_backend else J.backend.dense_backend,
-                                             J._engine.copy_native(self._residuals()))
-
-    def _residuals(self) -> Any:
-        J = self.jacobian
-        strategy, state = J._ensure_state()
-        return strategy.value(state)
-
-    def update(self, x: Any, *contexts: Any) -> "GaussNewtonOperator":
-        """Move to a new point; returns ``self``."""
-        self.jacobian.update(x, *contexts)
-        if self._loss_op is not None:
-            self._loss_op.update(self.jacobian._engine.copy_native(self._residuals()))
-        return self
-
-    @property
-    def x(self) -> Any:
-        return self.jacobian.x
-
-    @property
-    def residuals(self) -> Any:
-        """``r`` at the current point, shaped like r(x)."""
-        return self.jacobian.value
-
-    @property
-    def value(self) -> Any:
-        """``0.5 |r|²`` (or ``loss(r)``) at the current point."""
-        if self._loss_op is not None:
-            return self._loss_op.value
-        r = self.jacobian.value
-        if self.jacobian._kind in (NUMPY, SCALAR):
-            return 0.5 * float(np.vdot(r, r))
-        return 0.5 * (r * r).sum()
-
-    @property
-    def gradient(self) -> Any:
-        """``Jᵀ r`` (or ``Jᵀ ∇loss(r)``) at the current point, shaped like x."""
-        J = self.jacobian
-        if self._loss_op is not None:
-            w = self._loss_op.gradient
-        else:
-            w = J._engine.copy_native(self._residuals())
-        return J._like(J._vjp(J.ravel(w)), J._x_shape)
-
-    def __matmul__(self, v: Any) -> Any:
-        J = self.jacobian
-        if self._loss_op is None:
-            result = J._gauss_newton(v)
-        else:
-            result = J._vjp(self._loss_op @ J._jvp(v))
-        if self.damping:
-            result = result + self.damping * (np.asarray(v) if J._kind in (NUMPY, SCALAR) else v)
-        return result
-
-    def matvec(self, v: Any) -> Any:
-        return self @ v
-
-    def rmatvec(self, v: Any) -> Any:
-        return self @ v
-
-    @property
-    def T(self) -> "GaussNewtonOperator":
-        return self
-
-    def aslinearoperator(self):
-        """A symmetric ``scipy.sparse.linalg.LinearOperator`` on NumPy arrays."""
-        J = self.jacobian
-        return _scipy_operator(self.shape, self.dtype, self.__matmul__, self.__matmul__, J._kind, J._x)
-
-    def todense(self) -> np.ndarray:
-        """The ``(n, n)`` matrix at the current point (n products in one block)."""
-        return np.asarray(self.aslinearoperator().matmat(np.eye(self.n, dtype=self.dtype)))
-
-    def __repr__(self) -> str:
-        return (f"GaussNewtonOperator(shape={self.shape}, dtype={self.dtype}, backend={self.backend!r}, "
-                f"damping={self.damping}, strategy={self.jacobian.strategy})")
-
-
-def gauss_newton_operator(r: Callable, backend: Any, x: Any, *contexts: Any, damping: float = 0.0,
-                          loss: str | Callable = "squared") -> GaussNewtonOperator:
-    """The Gauss-Newton matrix ``JᵀJ + damping·I`` of residuals ``r`` at ``x``, matrix-free.
-
-    ``loss="squared"`` (default): the Hessian approximation of ``0.5 |r(x)|²``.
-    ``loss`` a callable ``loss(r) -> scalar`` (written for the backend's
-    library, convex in r): the generalized Gauss-Newton ``Jᵀ ∇²loss(r) J``,
-    with ``∇²loss`` applied by the backend's Hessian operator.
-
-    >>> import numpy as np, diffinterface as di
-    >>> G = di.gauss_newton_operator(lambda x: x ** 2, di.AutoFiniteDiff(method="complex"), np.array([1.0, 2.0]))
-    >>> G @ np.array([1.0, 1.0]), G.value, G.gradient
-    (array([ 4., 16.]), 8.5, array([ 2., 16.]))
-    """
-    return GaussNewtonOperator(r, backend, x, *contexts, damping=damping, loss=loss)
-
-
-def check_linear_operators(backend: Any, scenarios: list | None = None) -> list[tuple[str, str, str, str]]:
-    """Check the Jacobian and Gauss-Newton operators of ``backend`` on the test
-    kit's scenarios: rows ``(scenario, operator, status, detail)`` with status
-    ``"ok"``, ``"wrong"``, ``"error"`` or ``"not supported"``.
-
-    Operators: ``J@v``, ``J.T@w``, ``J@V``, ``J.T@W`` (blocks of 2), and
-    ``G@v`` (``JᵀJ v + 0.5 v``), each at ``scenario.x`` and again after
-    ``update(scenario.x2)`` (``…@x2``), against the closed-form Jacobians.
-
-    >>> import diffinterface as di
-    >>> rows = check_linear_operators(di.AutoFiniteDiff(method="complex"))
-    >>> all(status == "ok" for _, _, status, _ in rows)
-    True
-    """
-    from diffinterface.testing import default_scenarios, tolerance_for
-    from diffinterface.testing._check import relative_error
-
-    tol = tolerance_for(backend)
-    rows: list[tuple[str, str, str, str]] = []
-    rng = np.random.default_rng(0)
-    for scenario in default_scenarios() if scenarios is None else scenarios:
-        f = scenario.f_for(backend)
-        try:
-            J = jacobian_operator(f, backend, scenario.x)
-            G = gauss_newton_operator(f, backend, scenario.x, damping=0.5)
-        except UnsupportedOperationError as error:
-            rows.append((scenario.name, "J, G", "not supported", str(error)))
-            continue
-        except Exception as error:  # noqa: BLE001 - a report row, not a crash
-            rows.append((scenario.name, "J, G", "error", f"{type(error).__name__}: {error}"))
-            continue
-        for point, suffix in ((scenario.x, ""), (scenario.x2, "@x2")):
-            ref = np.asarray(scenario.reference(point)["jacobian"], dtype=float).reshape(J.m, J.n)
-            v, w = rng.normal(size=J.n), rng.normal(size=J.m)
-            V, W = rng.normal(size=(J.n, 2)), rng.normal(size=(J.m, 2))
-            checks = [
-                ("J@v", lambda: J @ v, ref @ v), ("J.T@w", lambda: J.T @ w, ref.T @ w),
-                ("J@V", lambda: J @ V, ref @ V), ("J.T@W", lambda: J.T @ W, ref.T @ W),
-                ("G@v", lambda: G @ v, ref.T @ (ref @ v) + 0.5 * v),
-            ]
-            if suffix:
-                try:
-                    J.update(point)
-                    G.update(point)
-                except Exception as error:  # noqa: BLE001
-                    rows.append((scenario.name, "update", "error", f"{type(error).__name__}: {error}"))
-                    break
-            for name, thunk, expected in checks:
-                try:
-                    result = thunk()
-                except UnsupportedOperationError as error:
-                    rows.append((scenario.name, name + suffix, "not supported", str(error)))
-                    continue
-                except Exception as error:  # noqa: BLE001
-                    rows.append((scenario.name, name + suffix, "error", f"{type(error).__name__}: {error}"))
-                    continue
-                if hasattr(result, "detach"):
-                    result = result.detach().cpu().numpy()
-                err = relative_error(np.asarray(result), expected)
-                status = "ok" if err <= tol else "wrong"
-                rows.append((scenario.name, name + suffix, status, f"relative error {err:.1e} (tolerance {tol:.0e})"))
-    return rows

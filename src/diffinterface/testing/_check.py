@@ -336,7 +336,7 @@ def check_backend(backend: Any, scenarios: list[Scenario] | None = None,
                     continue
                 report.rows.append(_compare(base, result, expected, tol))
     if linear_operators:
-        from diffinterface.jacobian_operators import check_linear_operators
+        from diffinterface.testing._check_operators import check_linear_operators
 
         for name, operator, status, detail in check_linear_operators(backend, scenarios):
             report.rows.append(Row(name, operator, "operator", status, detail))
