@@ -245,14 +245,14 @@ class _SparseEngine(Engine):
         k, c = result.compressed_shape
         return (gather % c) * k + gather // c if c else gather
 
-    def _fused(self, stacked_fn, ex):
+    def _fused(self, stacked_fn, ex, extras: int):
         """jit(x -> values in CSR order), or (*extras, values) when ``stacked_fn``
         returns extras: the compressed evaluation and the decompression gather in
         one XLA program.  ``stacked_fn`` returns the products stacked as (ncolors, k);
         the gather indices are remapped to that layout, so no transpose is made.
-        Only the values leave the program: ``result_like`` wraps them with index
-        arrays held once on the device (returning them from jit would copy them
-        on every call)."""
+        The values leave the program (with the products, see below), not the
+        indices: ``result_like`` wraps the values with index arrays held once on
+        the device (returning them from jit would copy them on every call)."""
         import jax
         import jax.numpy as jnp
 
@@ -264,16 +264,22 @@ class _SparseEngine(Engine):
         self._csr = (struct.indices, struct.indptr, struct.shape)
         self._bcoo = None
 
-        def values(x, *ctx):
-            *extras, stacked = stacked_fn(x, *ctx)
-            if isinstance(stacked, tuple):  # bidirectional: (column products, row products)
-                stacked = jnp.concatenate([part.reshape(-1) for part in stacked])
-            data = stacked.reshape(-1).at[gather].get(mode="promise_in_bounds")
-            return (*extras, data) if extras else data
+        def values_and_products(x, *ctx):
+            *extras, products = stacked_fn(x, *ctx)
+            parts = products if isinstance(products, tuple) else (products,)  # bidirectional: 2
+            flat = jnp.concatenate([p.reshape(-1) for p in parts]) if len(parts) > 1 else parts[0].reshape(-1)
+            # the 2-D products are outputs too, so XLA materializes them in one vectorized
+            # loop; otherwise it fuses their computation into the gather's loop, which
+            # recomputes it per gathered entry without vectorizing (2x slower for Hessians
+            # with transcendentals such as EDENSCH or FREUROTH)
+            return (*extras, flat.at[gather].get(mode="promise_in_bounds"), parts)
 
-        fn = jax.jit(values)
+        jitted = jax.jit(values_and_products)
+        jitted = with_x64(jitted) if needs_x64(ex.x_dtype) else jitted
         self.fused = True
-        return with_x64(fn) if needs_x64(ex.x_dtype) else fn
+        if extras:
+            return lambda x, *ctx: jitted(x, *ctx)[:-1]
+        return lambda x, *ctx: jitted(x, *ctx)[0]
 
     def _bcoo_of(self, data):
         if self._bcoo is None:  # (treedef, device indices), built at the first call
@@ -306,7 +312,7 @@ class _SparseEngine(Engine):
         """The builder's result from ``stacked_fn``: fused (JAX), or the compressed
         matrix in ``compressed_shape`` for ``result_like`` to decompress."""
         if fuse:
-            return self._fused(stacked_fn, ex)
+            return self._fused(stacked_fn, ex, extras)
         transpose = self.result.problem != "row"
 
         def compressed(x, *ctx):
