@@ -177,7 +177,9 @@ def brusselator_jax(Ns, min_s, dense_repeat, prep_repeat):
             fn()
         med, ratio = _steady(named, min_s)
         J = di.jacobian(f, backend, x, prep=prep)
-        err = max(_maxdiff(J, ja(x)), _maxdiff(di.jacobian(f, backend, xn, prep=prepn), J))
+        # against asdex on the same f (the timed asdex run used its own, differing in one constant)
+        err = max(_maxdiff(J, jax.jit(asdex.jacobian_from_coloring(f, col))(x)),
+                  _maxdiff(di.jacobian(f, backend, xn, prep=prepn), J))
         t_dense = None
         if n <= 8192:
             dj = jax.jit(jax.jacfwd(f))
@@ -230,7 +232,8 @@ def cutest_hessians(n, names, min_s, dense_repeat, prep_repeat):
         dh = jax.jit(jax.hessian(f))
         t_dense = _dense_median(lambda: _b(dh(x)), dense_repeat)
         Hd = np.asarray(dh(x))
-        err = max(_maxdiff(H, ha(x)), float(np.abs(Hd - di.to_scipy(H).toarray()).max()) / np.abs(Hd).max())
+        err = max(_maxdiff(H, jax.jit(asdex.hessian_from_coloring(f, col))(x)),
+                  float(np.abs(Hd - di.to_scipy(H).toarray()).max()) / np.abs(Hd).max())
         rows.append([
             f"{name} H", n, di.ncolors(prep), col.num_colors, "-", _ms(med["ours"]), "-",
             _ms(med["asdex"]), _r(ratio["asdex"]), _ms(med.get("sparsejac")),
@@ -311,6 +314,9 @@ def _version(pkg):
         return "not installed"
 
 
+LOAD_AT_START = os.getloadavg()[0]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer sizes, objectives and repeats")
@@ -333,7 +339,7 @@ def main():
     lines = [
         "# Prepared sparse Jacobians and Hessians: diffinterface vs asdex, sparsejac, dense JAX",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} cores (shared with other jobs while this ran), "
+        f"Machine: {_cpu()}, {os.cpu_count()} cores (load average {LOAD_AT_START:.1f} when this started), "
         f"Python {platform.python_version()}, jax {jax.__version__}, torch {torch.__version__}, "
         f"asdex {_version('asdex')}, sparsejac {_version('sparsejac')}, numpy {np.__version__}; CPU, float64, "
         "one thread (XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1, "
