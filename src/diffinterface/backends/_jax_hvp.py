@@ -71,6 +71,10 @@ class JaxJvpOfGrad:
     def apply_columns(self, state, V):
         return self._columns(state["x"], V, *state["ctx"])
 
+    def columns_at(self, x, ctx, V):
+        """A block ``H @ V`` at x without any cached state (the operator's block path)."""
+        return self._columns(x, V, *ctx)
+
     def value_and_gradient(self, state):
         if "gradient" not in state:
             state["value"], state["gradient"] = self._value_and_grad(state["x"], *state["ctx"])

@@ -302,11 +302,10 @@ class TorchKeptGraph:
             sync()
             return time.perf_counter() - start, result
 
-        single = min(timed(lambda: state.product(tangents[0]))[0] for _ in range(2))
+        single = min(timed(lambda: state.product(tangents[0]))[0] for _ in range(3))
         try:
+            timed(lambda: state.products(tangents))  # the first batched call pays one-off set-up
             batched, result = timed(lambda: state.products(tangents))
-            if batched > k * single:  # the first batched call pays one-off set-up: time it again
-                batched, result = timed(lambda: state.products(tangents))
         except RuntimeError:  # vmap refuses f (data-dependent control flow, .item(), ...)
             batched = float("inf")
         self._batched_faster[k] = batched < k * single
