@@ -136,7 +136,11 @@ class HessianOperator:
         self._strategy = None
         self._state = None
         self._choices: dict[int, int] = {}  # strategy index by expected number of products
+        # JAX: blocks either by a strategy needing no state at x (``columns_at``) or by a
+        # stateful one's ``apply_columns``, whichever the first block of each size measures
+        # faster, set-up included (so a block never pays for a linearization it would not use)
         self._setup_free_blocks = next((s for s in self._strategies if hasattr(s, "columns_at")), None)
+        self._block_choice: dict[int, int | None] = {}  # k -> strategy index, None: setup-free
         # the hot paths of update and H @ v: an array x / v of the type, shape, dtype (and
         # device) seen here needs no validation beyond this comparison
         self._plain = self._spec is None and len(self._x_shape) == 1 and self._sig[1:2] == (self._x_shape,)
@@ -277,9 +281,7 @@ class HessianOperator:
             )
         native = self._engine.to_native(_as_native_input(v, self._kind))
         if stacked and self._setup_free_blocks is not None:
-            # JAX: blocks are one vmapped forward-over-reverse pass that needs no state at x,
-            # so a block never pays for a linearization it would not use
-            result = self._setup_free_blocks.columns_at(self._x, self._ctx, native)
+            result = self._block(native, batch)
         else:
             strategy, state = self._ensure_state(batch)
             if not stacked:
@@ -298,6 +300,26 @@ class HessianOperator:
         if stacked:
             return to_like(result, NUMPY) if self._kind in (NUMPY, SCALAR) else result
         return self._out(result, shape=(self.n,) if shape else ())
+
+    def _block(self, V: Any, k: int) -> Any:
+        """``H @ V`` for engines with a setup-free block path (see ``__init__``)."""
+        if k not in self._block_choice:
+            free = self._setup_free_blocks
+            options = [(None, lambda: free.columns_at(self._x, self._ctx, V))]
+            options += [(i, (lambda s: lambda: s.apply_columns(s.setup(self._x, self._ctx), V))(s))
+                        for i, s in enumerate(self._strategies)
+                        if s is not free and hasattr(s, "apply_columns")]
+            costs = []
+            for _, run in options:
+                block(run())  # compile
+                costs.append(fastest_time(run, repeats=2))
+            self._block_choice[k] = options[costs.index(min(costs))][0]
+        index = self._block_choice[k]
+        if index is None:
+            return self._setup_free_blocks.columns_at(self._x, self._ctx, V)
+        if self._state is None or self._strategy != index:
+            self._strategy, self._state = index, self._strategies[index].setup(self._x, self._ctx)
+        return self._strategies[index].apply_columns(self._state, V)
 
     def rmatvec(self, v: Any) -> Any:
         """``Hᵀ v = H v`` (the Hessian is symmetric)."""

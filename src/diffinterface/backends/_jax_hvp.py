@@ -11,9 +11,10 @@
 
 Which wins depends on the function and on how many products are taken at one
 x; the operator measures both once and chooses per point.  Blocks ``H @ V``
-are one jitted ``vmap`` of jvp_of_grad over the columns of ``V`` (no transposes
-outside jit) with either strategy: vmapped, the linearization's tangent sweep
-was 1.0-2.3x slower than the forward-over-reverse pass in ``benchmarks/hvp.py``.
+are one jitted ``vmap`` over the columns of ``V`` (no transposes outside jit),
+either jvp_of_grad's (no state at x: ``columns_at``) or the linearization's;
+the operator times both at the first block of each size (vmapped, either can
+be 1.3-2x faster than the other, depending on f).
 """
 
 from __future__ import annotations
@@ -84,11 +85,8 @@ class JaxJvpOfGrad:
 class JaxLinearize:
     name = "linearize"
 
-    def __init__(self, f, ex, blocks: JaxJvpOfGrad):
+    def __init__(self, f, ex):
         shape = tuple(ex.x_shape)
-        # blocks H @ V go through ``blocks`` (jvp_of_grad's vmapped columns): a vmapped
-        # linearization measured 1.0-2.3x slower than a vmapped jvp of grad (benchmarks/hvp.py (c))
-        self._blocks = blocks
 
         def setup(x, *ctx):
             (y, g), lin = jax.linearize(jax.value_and_grad(_bind(f, ctx)), jnp.asarray(x))
@@ -99,24 +97,27 @@ class JaxLinearize:
                 return lin(tangents)[1]
             return jax.vmap(lambda t: lin(t)[1])(tangents)
 
+        def columns(lin, V):
+            return _columns(lambda v: lin(v)[1], shape)(V)
+
         self._setup = _maybe_x64(jax.jit(setup), ex)
         self._apply = _maybe_x64(jax.jit(apply, static_argnums=2), ex)
+        self._columns = _maybe_x64(jax.jit(columns), ex)
         self._ndim = len(shape)
 
     def setup(self, x, ctx):
         y, g, lin = self._setup(x, *ctx)
-        return {"value": y, "gradient": g, "lin": lin, "x": x, "ctx": ctx}
+        return {"value": y, "gradient": g, "lin": lin}
 
     def apply(self, state, tangents):
         return self._apply(state["lin"], tangents, self._ndim)
 
     def apply_columns(self, state, V):
-        return self._blocks.apply_columns(state, V)
+        return self._columns(state["lin"], V)
 
     def value_and_gradient(self, state):
         return state["value"], state["gradient"]
 
 
 def jax_hessian_strategies(engine, f, ex):
-    jvp_of_grad = JaxJvpOfGrad(f, ex)
-    return [jvp_of_grad, JaxLinearize(f, ex, blocks=jvp_of_grad)]
+    return [JaxJvpOfGrad(f, ex), JaxLinearize(f, ex)]
