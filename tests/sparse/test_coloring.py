@@ -181,16 +181,13 @@ def test_arrowhead_colors():
             assert_roundtrip(a, res, rng)
 
 
-def test_arrowhead_large_is_fast():
-    import time
-
+def test_arrowhead_large():
+    # the speed (linear, where ColPack's acyclic coloring is quadratic) is measured in
+    # benchmarks/coloring.py, not asserted here: tests hold no wall-clock thresholds
     a = arrowhead(100_000)
     for problem in ("star", "acyclic", "column"):
         for order in ("largest_first", "smallest_last", "natural"):
-            color(arrowhead(10), problem, order)  # compile or load the kernels
-            t0 = time.perf_counter()
             res = color(a, problem, order)
-            assert time.perf_counter() - t0 < 2.0, (problem, order)
             assert res.ncolors == (100_000 if problem == "column" else 2)
 
 

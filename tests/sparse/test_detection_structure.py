@@ -2,8 +2,6 @@
 
 import subprocess
 import sys
-import time
-import warnings
 
 import numpy as np
 import pytest
@@ -176,15 +174,14 @@ def test_unknown_operation_warns_and_is_dense():
 
 
 @pytest.mark.parametrize("fe", ["numpy", "jax"])
-def test_dense_hessian_is_cheap(fe):
+def test_dense_hessian_of_large_n(fe):
+    # symbolic "all" rows keep this cheap (timed in benchmarks/detection.py, not here:
+    # tests hold no wall-clock thresholds)
     n = 10_000
     xp = np if fe == "numpy" else jnp
     x = _front_ends(np.ones(n))[fe]
     f = lambda x: xp.sum(x) ** 2 + xp.sum(xp.sin(x))  # noqa: E731
-    hessian_sparsity(f, x)  # warm-up (jax tracing)
-    t = time.perf_counter()
     H = hessian_sparsity(f, x)
-    assert time.perf_counter() - t < 2.0
     assert H.nnz == n * n and H.shape == (n, n)
 
 
