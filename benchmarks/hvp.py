@@ -53,8 +53,11 @@ Measurements (per engine and function):
 
 Method: every callable is warmed up (first call = JIT compile, reported
 separately); the sides of a comparison run in alternating batches (A, B, B, A,
-...; ``_timing.interleaved_samples``); times are medians over batches; ratios
-are the median over rounds of di / native for batches run back to back.
+...; ``_timing.interleaved_samples``); the fastest native is chosen on the
+first half of the rounds and compared on the second (choosing and comparing
+on the same rounds biases the natives low); times are medians over those
+batches; ratios are the median over them of di / native for batches run
+back to back.
 ``--threads 1`` (default) sets ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
 intra_op_parallelism_threads=1`` and OMP/OPENBLAS/MKL_NUM_THREADS=1 before the
 imports and calls ``torch.set_num_threads(1)``.
@@ -309,24 +312,30 @@ ENGINES = {"jax": Jax, "torch": Torch, "autograd": Autograd}
 # --------------------------------------------------------------------------- timing
 def timing_kw(n, heavy=False):
     if ARGS.quick:
-        return dict(min_s=0.05, min_batches=3, max_s=1.0)
+        return dict(min_s=0.05, min_batches=4, max_s=1.0)
     if heavy:
-        return dict(min_s=ARGS.min_time, min_batches=3, max_s=3.0)
+        return dict(min_s=ARGS.min_time, min_batches=6, max_s=4.0)
     if n >= 1e6:
-        return dict(min_s=ARGS.min_time, min_batches=5, max_s=3.0)
-    return dict(min_s=ARGS.min_time, min_batches=7, max_s=3.0)
+        return dict(min_s=ARGS.min_time, min_batches=8, max_s=4.0)
+    return dict(min_s=ARGS.min_time, min_batches=12, max_s=3.0)
 
 
 def compare(fns, n, heavy=False):
     """fns: dict name -> callable; first key is the diffinterface side.
-    Returns {name: median seconds}, {name: paired ratio di/name}."""
+    Returns {name: median seconds}, {name: paired ratio di/name} and the fastest native:
+    chosen on the first half of the rounds, while the medians and ratios come from the
+    second half (choosing and comparing on the same rounds biases the natives low: the
+    minimum of several noisy medians is low when two natives are close)."""
     from _timing import interleaved_samples, paired_ratio
 
     names = list(fns)
     samples = interleaved_samples([fns[k] for k in names], **timing_kw(n, heavy))
-    med = {k: statistics.median(s) for k, s in zip(names, samples)}
-    ratio = {k: paired_ratio(samples[i], samples[0]) for i, k in enumerate(names)}
-    return med, ratio
+    half = len(samples[0]) // 2
+    best = min(names[1:], key=lambda k: statistics.median(samples[names.index(k)][:half]))
+    held = [s[half:] for s in samples]
+    med = {k: statistics.median(s) for k, s in zip(names, held)}
+    ratio = {k: paired_ratio(held[i], held[0]) for i, k in enumerate(names)}
+    return med, ratio, best
 
 
 def cycler(xs):
@@ -366,8 +375,7 @@ def run_case(eng, fname, n, f, log):
     fns = {"di": lambda: b(di.hvp(f, eng.backend, x0, v, prep=prep))}
     for name, (setup, apply, _) in natives.items():
         fns[name] = (lambda s, a: lambda: b(a(s(x0), v)))(setup, apply)
-    med, ratio = compare(fns, n)
-    best = min((k for k in med if k != "di"), key=med.get)
+    med, ratio, best = compare(fns, n)
     row["a"] = dict(di=med["di"], native=med[best], best=best, ratio=ratio[best], all=med)
 
     # native component costs (set-up, per product) for predictions, and (d)
@@ -379,7 +387,7 @@ def run_case(eng, fname, n, f, log):
         fns["apply:" + name] = (lambda st, a: lambda: b(a(st, v)))(states[name], apply)
         if setup(x0) is not x0:
             fns["setup:" + name] = (lambda s: lambda: b(s(x0)))(setup)
-    med_c, _ = compare(fns, n)
+    med_c, _, _ = compare(fns, n)
     comp = {name: (med_c.get("setup:" + name, 0.0), med_c["apply:" + name]) for name in natives}
     row["d"] = dict(hv=med_c["H@v"], grad=med_c["gradient"], per_v=med_c["H@v"] / med_c["gradient"],
                     one_shot=row["a"]["di"] / med_c["gradient"], strategy=H.strategy,
@@ -415,8 +423,7 @@ def run_case(eng, fname, n, f, log):
                 return r
 
             fns[name] = nat
-        med, ratio = compare(fns, n, heavy=(n >= 1e6 or fname == "mlp") and m == 50)
-        best = min((k for k in med if k != "di"), key=med.get)
+        med, ratio, best = compare(fns, n, heavy=(n >= 1e6 or fname == "mlp") and m == 50)
         row["b"][m] = dict(di=med["di"], native=med[best], best=best, ratio=ratio[best], strategy=Hm.strategy,
                            timed=cands)
         log(f"   {eng.name} {fname} n={n}: (b) m={m} di[{Hm.strategy}]/{best}={ratio[best]:.3f}")
@@ -448,8 +455,7 @@ def run_case(eng, fname, n, f, log):
             continue
         nx = cycler(xs)
         fns[f"vmap {name}"] = (lambda s, bt, nx: lambda: b(bt(s(nx()), V)))(setup, batched, nx)
-    med, ratio = compare(fns, n, heavy=(n >= 1e6 or fname == "mlp"))
-    best = min((k for k in med if k != "di"), key=med.get)
+    med, ratio, best = compare(fns, n, heavy=(n >= 1e6 or fname == "mlp"))
     row["c"] = dict(di=med["di"], native=med[best], best=best, ratio=ratio[best], all=med)
     log(f"   {eng.name} {fname} n={n}: (c) di/{best}={ratio[best]:.3f}")
     return row

@@ -34,8 +34,11 @@ the operator has learned the workload):
   of 16 native single products and the native batched (vmap) products.
 
 Method: the sides of a comparison run in alternating rounds (A B B A ...),
-each round a batch of calls, the garbage collector off during a batch; times
-are medians over rounds; ratio = median over rounds of di / native.
+each round a batch of calls, the garbage collector off during a batch, at
+least 10 rounds; the fastest native is chosen on the first half of the rounds
+and di is compared with it on the second half (choosing and comparing on the
+same rounds biases the natives low when two are close); times are medians
+over those rounds; ratio = median over them of di / native.
 ``--threads 1`` sets XLA_FLAGS="--xla_cpu_multi_thread_eigen=false
 intra_op_parallelism_threads=1" and OMP/MKL/OPENBLAS_NUM_THREADS=1 before the
 imports, and torch.set_num_threads(1).
@@ -97,7 +100,7 @@ def interleaved(fns, min_s):
         ks.append(max(1, int(0.02 / max(t, 1e-7))))
     samples = [[] for _ in fns]
     order, spent, start = list(range(len(fns))), 0.0, time.perf_counter()
-    while spent < min_s * len(fns) or len(samples[0]) < 5:
+    while spent < min_s * len(fns) or len(samples[0]) < 10:
         for i in order:
             samples[i].append(_batch(fns[i], ks[i]))
         order.reverse()
@@ -269,9 +272,14 @@ def run_engine(name, rows):
                     fn()
             names = list(native_fns)
             samples = interleaved([di_fn] + [native_fns[k] for k in names], ARGS.min_time)
-            medians = [statistics.median(s) for s in samples]
-            best = int(np.argmin(medians[1:]))
-            ratio = statistics.median(a / b for a, b in zip(samples[0], samples[1 + best]))
+            # the fastest native is chosen on the first half of the rounds and compared on the
+            # second: choosing and comparing on the same rounds favours the natives (the minimum
+            # of several noisy medians is biased low when two natives are close)
+            half = len(samples[0]) // 2
+            chosen, held_out = [s[:half] for s in samples], [s[half:] for s in samples]
+            best = int(np.argmin([statistics.median(s) for s in chosen[1:]]))
+            medians = [statistics.median(s) for s in held_out]
+            ratio = statistics.median(a / b for a, b in zip(held_out[0], held_out[1 + best]))
             rows.append([name, fname, label, f"{medians[0] * 1e3:.3f}", names[best], f"{medians[1 + best] * 1e3:.3f}",
                          f"{ratio:.2f}", J.strategy if not label.startswith("(b)") else G.jacobian.strategy])
             print(" | ".join(map(str, rows[-1])), flush=True)
