@@ -9,7 +9,8 @@ import numpy as np
 
 
 def block(result: Any) -> Any:
-    """Wait for asynchronous (JAX) results, nested in tuples, lists or dicts."""
+    """Wait for asynchronous (JAX) results, nested in tuples, lists or dicts, or inside
+    other JAX pytrees (a linearization's ``Partial`` holds its residual arrays)."""
     leaves = result if isinstance(result, (tuple, list)) else (result,)
     for leaf in leaves:
         if isinstance(leaf, dict):
@@ -18,6 +19,10 @@ def block(result: Any) -> Any:
             block(leaf)
         elif hasattr(leaf, "block_until_ready"):
             leaf.block_until_ready()
+        elif type(leaf).__module__.startswith("jax"):
+            import jax
+
+            jax.block_until_ready(leaf)
     return result
 
 

@@ -86,26 +86,6 @@ def _ones_like(a: Any) -> Any:
     return np.ones(np.shape(a), dtype=_np_dtype(a.dtype))  # NumPy, and JAX with x64 off
 
 
-def _waiter(engine: Any) -> Callable[[Any], Any]:
-    """Waits for a result or a set-up state: JAX dispatches asynchronously and a state
-    holds its arrays inside ``Partial`` objects, which ``_timing.block`` does not open."""
-    if type(engine).__module__.endswith("._jax"):
-        import jax
-
-        return jax.block_until_ready
-    return block
-
-
-def _fastest(fn: Callable[[], Any], wait: Callable[[Any], Any], repeats: int = 3) -> float:
-    """The fastest of ``repeats`` runs of ``fn``, each waited for: the least disturbed by other load."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        wait(fn())
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def _aliases(result: Any, seeds: Any) -> bool:
     if hasattr(result, "untyped_storage") and hasattr(seeds, "untyped_storage"):
         return result.untyped_storage().data_ptr() == seeds.untyped_storage().data_ptr()
@@ -182,14 +162,13 @@ class JacobianOperator:
         set-up and one product of each kind: then call overhead dominates and compiling
         the others would cost more than they could save."""
         t = _ones_like(xn)
-        wait = _waiter(self._engine)
         runs = []  # per strategy: the timed callables (set-up, JVP prep, VJP prep, JVP, VJP)
         for index, strategy in enumerate(self._strategies):
             state = strategy.setup(xn, self._ctx)  # compiles
             w = _ones_like(strategy.value(state))
-            wait(strategy.jvp(state, t, False))
-            wait(strategy.vjp(state, w, False))
-            runs.append(self._timers(strategy, state, xn, t, w, wait))
+            block(strategy.jvp(state, t, False))
+            block(strategy.vjp(state, w, False))
+            runs.append(self._timers(strategy, state, xn, t, w))
             if index == 0:
                 first = [min(fn() for _ in range(2)) for fn in runs[0]]
                 if first[0] + first[3] + first[4] < MEASURE_ABOVE_S:
@@ -203,22 +182,22 @@ class JacobianOperator:
                     best[index][position] = min(best[index][position], fn())
         return [tuple(b) for b in best]
 
-    def _timers(self, strategy, state, xn, t, w, wait) -> list:
+    def _timers(self, strategy, state, xn, t, w) -> list:
         ctx = self._ctx
 
         def timed(fn):
             def run():
                 start = time.perf_counter()
-                wait(fn())
+                block(fn())
                 return time.perf_counter() - start
             return run
 
         def prep(kind):
             def run():
-                fresh = wait(strategy.setup(xn, ctx))
+                fresh = block(strategy.setup(xn, ctx))
                 start = time.perf_counter()
                 strategy.prepare(fresh, kind)
-                wait(fresh)
+                block(fresh)
                 return time.perf_counter() - start
             return run
 
@@ -330,7 +309,6 @@ class JacobianOperator:
             return blocks[key]
         if self._costs is None or (k is not None and k > BLOCK_MEASURE_MAX):
             return None  # the default strategy in its default mode
-        wait = _waiter(self._engine)
         candidates = []  # (strategy index, mode, run)
         for index, strategy in enumerate(self._strategies):
             if index == self._strategy and self._state is not None:
@@ -340,7 +318,7 @@ class JacobianOperator:
             for position, mode in enumerate(self._modes(strategy, kind, k)):
                 def run(strategy=strategy, state=state, mode=mode):
                     start = time.perf_counter()
-                    wait(self._apply(strategy, kind, state, seeds, layout, mode))
+                    block(self._apply(strategy, kind, state, seeds, layout, mode))
                     return time.perf_counter() - start
                 try:
                     run()  # compiles

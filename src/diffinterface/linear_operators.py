@@ -263,8 +263,7 @@ class HessianOperator:
     def __matmul__(self, v: Any) -> Any:
         sig = self._sig
         if self._plain and self._native_input and type(v) is sig[0] and v.shape == sig[1]:
-            strategy, state = self._ensure_state(1) if self._state is None or self._costs is not None \
-                else (self._strategies[self._strategy], self._state)
+            strategy, state = self._ensure_state(1)
             result = strategy.apply(state, v)  # device and dtype: as the strategy's own product checks
             self._products_here += 1
             self.products += 1
