@@ -32,7 +32,7 @@ import time
 from typing import Any, Callable, Sequence
 
 __all__ = ["block", "first_call", "calibrate", "interleaved_samples", "interleaved", "paired_ratio",
-           "THREAD_ENV", "machine", "write_section"]
+           "THREAD_ENV", "cpu_model", "machine", "package_version", "emit", "write_section"]
 
 #: environment that pins XLA and the BLAS libraries to one thread (set before importing them)
 THREAD_ENV = {
@@ -43,16 +43,39 @@ THREAD_ENV = {
 }
 
 
-def machine() -> str:
-    """CPU model, core count, OS and Python, for the results header."""
-    model = "?"
+def cpu_model() -> str:
+    """The CPU model as lscpu names it (else what platform knows)."""
     try:
         for ln in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
             if ln.startswith("Model name"):
-                model = ln.split(":", 1)[1].strip()
+                return ln.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """CPU model, core count, OS and Python, for the results header."""
+    return f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def package_version(name: str) -> str:
+    """The installed version of a distribution, or "not installed"."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def emit(text: str, out: str | None) -> None:
+    """Print a results table and, with ``out``, also write it there."""
+    print(text)
+    if out:
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+        with open(out, "w") as fh:
+            fh.write(text + "\n")
 
 
 def write_section(path: str, head: str, section: str, text: str) -> str:

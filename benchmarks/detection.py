@@ -23,6 +23,9 @@ import tracemalloc
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _timing import emit, package_version  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -124,28 +127,14 @@ def main():
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, jax {jax.__version__}, "
-        f"asdex {getattr(asdex, '__version__', _asdex_version())}; CPU only.",
+        f"asdex {getattr(asdex, '__version__', package_version('asdex'))}; CPU only.",
         "Command: `python benchmarks/detection.py --out benchmarks/results/detection.md`",
         f"Median of {repeat} calls after a warm-up call (the dense asdex row: one call).",
         "",
         *head, *rows, "",
         million_row(),
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
-
-
-def _asdex_version():
-    try:
-        from importlib.metadata import version
-
-        return version("asdex")
-    except Exception:  # pragma: no cover
-        return "not installed"
+    emit("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

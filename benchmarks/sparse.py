@@ -29,7 +29,6 @@ os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_paralleli
 import argparse  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -49,7 +48,7 @@ from jax.experimental import sparse as jsparse  # noqa: E402
 torch.set_num_threads(1)
 
 import diffinterface as di  # noqa: E402
-from _timing import block, interleaved_samples, paired_ratio  # noqa: E402
+from _timing import block, cpu_model, emit, interleaved_samples, package_version, paired_ratio  # noqa: E402
 from diffinterface.testing.problems import CUTEST, brusselator_2d, brusselator_pattern, cutest_x0  # noqa: E402
 
 import asdex  # noqa: E402
@@ -97,14 +96,30 @@ def _r(r):
     return "-" if r is None else f"{r:.2f}"
 
 
-def _prep_medians(factory, ours, theirs, repeat):
-    """Median wall times of preparation + first call for both tools, alternating.
+def _prep_medians(factory, kind, backend, x, repeat):
+    """Median wall times of preparation + first call of ``kind`` ("jacobian" or
+    "hessian") for both tools, alternating.
 
     Each run gets ``f = factory(k)`` with its own k: a fresh function object and a
     program that differs in one constant (scaled by 1 + k * 1e-15), so neither
     the trace caches nor JAX's in-memory cache of compiled programs (keyed by the
-    program's text) can serve a repeat.  Returns the times and the last run's
-    (f, ours, theirs) results."""
+    program's text) can serve a repeat.  Returns the two times, asdex's last
+    (coloring, jitted function) and our last (f, prep)."""
+    prepare, operator = (di.prepare_jacobian, di.jacobian) if kind == "jacobian" else (di.prepare_hessian, di.hessian)
+    coloring, from_coloring = ((asdex.jacobian_coloring, asdex.jacobian_from_coloring) if kind == "jacobian"
+                               else (asdex.hessian_coloring, asdex.hessian_from_coloring))
+
+    def ours(f):
+        prep = prepare(f, backend, x)
+        _b(operator(f, backend, x, prep=prep))
+        return f, prep
+
+    def theirs(f):
+        c = coloring(f, x)
+        fn = jax.jit(from_coloring(f, c))
+        _b(fn(x))
+        return c, fn
+
     times = ([], [])
     for k in range(repeat):
         results = []
@@ -145,20 +160,9 @@ def brusselator_jax(Ns, min_s, dense_repeat, prep_repeat):
         x, xn = jnp.asarray(x0), x0.copy()
         backend = di.AutoSparse(di.AutoJAX())
 
-        def prep_ours(f):
-            prep = di.prepare_jacobian(f, backend, x)
-            _b(di.jacobian(f, backend, x, prep=prep))
-            return f, prep
-
-        def prep_asdex(f):
-            c = asdex.jacobian_coloring(f, x)
-            fn = jax.jit(asdex.jacobian_from_coloring(f, c))
-            _b(fn(x))
-            return c, fn
-
         t_prep, t_prep_a, (col, ja), (f, prep) = _prep_medians(
             lambda k, N=N: (lambda x: brusselator_2d(x, jnp, N, alpha=10.0 * (1 + k * 1e-15))),
-            prep_ours, prep_asdex, prep_repeat)
+            "jacobian", backend, x, prep_repeat)
         prepn = di.prepare_jacobian(f, backend, xn)
         di.jacobian(f, backend, xn, prep=prepn)
         fj = jax.jit(f)
@@ -203,21 +207,10 @@ def cutest_hessians(n, names, min_s, dense_repeat, prep_repeat):
     for name in names:
         obj = CUTEST[name]
         backend = di.AutoSparse(di.AutoJAX())
-        def prep_ours(f):
-            prep = di.prepare_hessian(f, backend, x)
-            _b(di.hessian(f, backend, x, prep=prep))
-            return f, prep
-
-        def prep_asdex(f):
-            col = asdex.hessian_coloring(f, x)
-            ha = jax.jit(asdex.hessian_from_coloring(f, col))
-            _b(ha(x))
-            return col, ha
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t_prep, t_prep_a, (col, ha), (f, prep) = _prep_medians(
-                lambda k, obj=obj: (lambda x: obj(x, jnp) * (1 + k * 1e-15)), prep_ours, prep_asdex, prep_repeat)
+                lambda k, obj=obj: (lambda x: obj(x, jnp) * (1 + k * 1e-15)), "hessian", backend, x, prep_repeat)
         named = {"ours": lambda: _b(di.hessian(f, backend, x, prep=prep)), "asdex": lambda: _b(ha(x))}
         sj_colors = "-"
         if sparsejac is not None:
@@ -295,25 +288,6 @@ def _table(header, rows):
     return out
 
 
-def _cpu():
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except Exception:  # pragma: no cover
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(pkg):
-    from importlib.metadata import version
-
-    try:
-        return version(pkg)
-    except Exception:
-        return "not installed"
-
-
 LOAD_AT_START = os.getloadavg()[0]
 
 
@@ -339,9 +313,9 @@ def main():
     lines = [
         "# Prepared sparse Jacobians and Hessians: diffinterface vs asdex, sparsejac, dense JAX",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} cores (load average {LOAD_AT_START:.1f} when this started), "
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores (load average {LOAD_AT_START:.1f} when this started), "
         f"Python {platform.python_version()}, jax {jax.__version__}, torch {torch.__version__}, "
-        f"asdex {_version('asdex')}, sparsejac {_version('sparsejac')}, numpy {np.__version__}; CPU, float64, "
+        f"asdex {package_version('asdex')}, sparsejac {package_version('sparsejac')}, numpy {np.__version__}; CPU, float64, "
         "one thread (XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1, "
         "torch.set_num_threads(1)).",
         f"Command: `python benchmarks/sparse.py{' --quick' if args.quick else ''} --out benchmarks/results/sparse.md`",
@@ -366,12 +340,7 @@ def main():
         "",
         f"Total run time: {time.perf_counter() - t_start:.0f} s.",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
+    emit("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":
