@@ -31,7 +31,15 @@ the operator has learned the workload):
 * (b) ``G.update(x)`` then 10 products ``G @ v`` vs the native jvp-then-vjp
   composition (best strategy, set-up included);
 * (c) ``J.update(x)``, ``J @ V`` and ``J.T @ W`` with k = 16 columns vs the fastest
-  of 16 native single products and the native batched (vmap) products.
+  of 16 native single products and the native batched (vmap) products.  Both
+  sides take the same (size, k) block and return a (size_out, k) result: the
+  natives vmap over axis 1 in and out (torch's batched backward gets the
+  contiguous k-leading copy and returns its transposed view); their loops take
+  the k columns as contiguous rows (``jnp.unstack(V, axis=1)``,
+  ``V.T.contiguous()``, ``np.ascontiguousarray(V.T)``) and assemble the k
+  results (``jnp.stack(rs, axis=1)``, ``torch.stack(rs).T``, ``np.stack(rs).T``),
+  as native code computing ``J @ V`` would.  (Until 2026-11-26 the natives
+  were handed the k-leading copy for free and returned a list.)
 
 Method: the sides of a comparison run in alternating rounds (A B B A ...),
 each round a batch of calls, the garbage collector off during a batch, at
@@ -140,14 +148,16 @@ def data(n, m):
 
 # ------------------------------------------------------------------ natives
 # each native: name -> (setup(x) -> state, jvp(state, v), vjp(state, w), jvp_block(state, V) | None,
-#                       vjp_block(state, W) | None); blocks take/return k-leading arrays
+#                       vjp_block(state, W) | None); blocks take (size, k) and return (size_out, k),
+#                       as J @ V does (vmap over axis 1 in and out; torch's batched backward on the
+#                       contiguous k-leading copy, returned as its transposed view)
 def jax_natives(f):
     import jax
 
     jvp = jax.jit(lambda x, v: jax.jvp(f, (x,), (v,))[1])
     vjp = jax.jit(lambda x, w: jax.vjp(f, x)[1](w)[0])
-    jvp_b = jax.jit(lambda x, V: jax.vmap(lambda v: jax.jvp(f, (x,), (v,))[1])(V))
-    vjp_b = jax.jit(lambda x, W: jax.vmap(jax.vjp(f, x)[1])(W)[0])
+    jvp_b = jax.jit(lambda x, V: jax.vmap(lambda v: jax.jvp(f, (x,), (v,))[1], 1, 1)(V))
+    vjp_b = jax.jit(lambda x, W: jax.vmap(jax.vjp(f, x)[1], 1, 1)(W)[0])
 
     def lin_setup(x):
         lin = jax.linearize(f, x)[1]
@@ -156,8 +166,8 @@ def jax_natives(f):
     setup = jax.jit(lin_setup)
     l_jvp = jax.jit(lambda s, v: s[0](v))
     l_vjp = jax.jit(lambda s, w: s[1](w)[0])
-    l_jvp_b = jax.jit(lambda s, V: jax.vmap(s[0])(V))
-    l_vjp_b = jax.jit(lambda s, W: jax.vmap(lambda w: s[1](w)[0])(W))
+    l_jvp_b = jax.jit(lambda s, V: jax.vmap(s[0], 1, 1)(V))
+    l_vjp_b = jax.jit(lambda s, W: jax.vmap(lambda w: s[1](w)[0], 1, 1)(W))
     return {"jvp_vjp": (lambda x: x, jvp, vjp, jvp_b, vjp_b),
             "linearize": (setup, l_jvp, l_vjp, l_jvp_b, l_vjp_b)}
 
@@ -182,7 +192,7 @@ def torch_natives(f):
         return torch.autograd.grad(s[1], s[0], w, retain_graph=True)[0]
 
     def kept_vjp_b(s, W):
-        return torch.autograd.grad(s[1], s[0], W, retain_graph=True, is_grads_batched=True)[0]
+        return torch.autograd.grad(s[1], s[0], W.T.contiguous(), retain_graph=True, is_grads_batched=True)[0].T
 
     def double(x):
         leaf, y = kept(x)
@@ -195,10 +205,10 @@ def torch_natives(f):
         return torch.autograd.grad(s[3], s[2], v, retain_graph=True)[0]
 
     return {
-        "func": (lambda x: x, f_jvp, f_vjp, lambda x, V: vmap(lambda v: f_jvp(x, v))(V),
-                 lambda x, W: vmap(vjp(f, x)[1])(W)[0]),
+        "func": (lambda x: x, f_jvp, f_vjp, lambda x, V: vmap(lambda v: f_jvp(x, v), 1, 1)(V),
+                 lambda x, W: vmap(vjp(f, x)[1], 1, 1)(W)[0]),
         "kept_graph": (kept, lambda s, v: f_jvp(s[0].detach(), v), kept_vjp,
-                       lambda s, V: vmap(lambda v: f_jvp(s[0].detach(), v))(V), kept_vjp_b),
+                       lambda s, V: vmap(lambda v: f_jvp(s[0].detach(), v), 1, 1)(V), kept_vjp_b),
         "double_backward": (double, double_jvp, kept_vjp, None, kept_vjp_b),
     }
 
@@ -228,7 +238,7 @@ def engine_setup(name):
         import diffinterface as di
 
         return (di.AutoJAX(), jnp, np.asarray, jnp.asarray, jax.block_until_ready, jax_natives,
-                f"jax {jax.__version__}")
+                f"jax {jax.__version__}", (lambda V: jnp.unstack(V, axis=1), lambda rs: jnp.stack(rs, axis=1)))
     if name == "torch":
         import torch
 
@@ -237,26 +247,25 @@ def engine_setup(name):
         import diffinterface as di
 
         return (di.AutoTorch(), torch, torch.as_tensor, torch.as_tensor, lambda r: r, torch_natives,
-                f"torch {torch.__version__}")
+                f"torch {torch.__version__}", (lambda V: V.T.contiguous(), lambda rs: torch.stack(rs).T))
     import autograd
     import autograd.numpy as anp
 
     import diffinterface as di
 
     return (di.AutoAutograd(), anp, np.asarray, np.asarray, lambda r: r, autograd_natives,
-            f"autograd {getattr(autograd, '__version__', '')}")
+            f"autograd {getattr(autograd, '__version__', '')}", (lambda V: np.ascontiguousarray(V.T),
+                                                                 lambda rs: np.stack(rs).T))
 
 
 def run_engine(name, rows):
     sys.path.insert(0, os.path.join(HERE, "..", "src"))
     from diffinterface import gauss_newton_operator, jacobian_operator
 
-    backend, xp, asarray, arr, block, natives_of, version = engine_setup(name)
+    backend, xp, asarray, arr, block, natives_of, version, (as_rows, assemble) = engine_setup(name)
     for fname, (f, n, m) in make_functions(xp, asarray).items():
         xs, v, w, V, W = data(n, m)
-        xs, v, w = [arr(x) for x in xs], arr(v), arr(w)
-        Vk, Wk = arr(np.ascontiguousarray(V.T)), arr(np.ascontiguousarray(W.T))
-        V, W = arr(V), arr(W)
+        xs, v, w, V, W = [arr(x) for x in xs], arr(v), arr(w), arr(V), arr(W)
         natives = natives_of(f)
         J = jacobian_operator(f, backend, xs[0])
         G = gauss_newton_operator(f, backend, xs[0])
@@ -322,9 +331,9 @@ def run_engine(name, rows):
             fns = {}
             for k, p in natives.items():
                 single = p[1] if side == "J@V" else p[2]
-                seeds = Vk if side == "J@V" else Wk
-                fns[f"{k} x16"] = (lambda p=p, single=single, seeds=seeds:
-                                   block([single(s, seeds[j]) for s in [p[0](nxt())] for j in range(K)]))
+                seeds = V if side == "J@V" else W
+                fns[f"{k} x16"] = (lambda p=p, single=single, seeds=seeds: block(
+                    assemble([single(s, column) for s in [p[0](nxt())] for column in as_rows(seeds)])))
                 batched = p[3] if side == "J@V" else p[4]
                 if batched is not None:
                     fns[f"{k} vmap"] = lambda p=p, batched=batched, seeds=seeds: block(batched(p[0](nxt()), seeds))

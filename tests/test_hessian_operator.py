@@ -102,6 +102,26 @@ def test_update_does_not_retrace_or_recompile():
     assert len(traces) == count
 
 
+def test_jax_linearization_leaves_out_f_and_gradient_unless_asked():
+    """JAX's linearize set-up returns f and ∇f only where the previous point asked for
+    them; at other points they come from a separate pass when asked; same numbers."""
+    rng = np.random.default_rng(3)
+    H = di.hessian_operator(rosen(jnp), di.AutoJAX(), rng.normal(size=10))
+    H._costs, H._choices = [(1.0, 1.0), (0.0, 1e-9)], {}  # make linearize the choice at every point
+    complex_step = di.AutoFiniteDiff(method="complex")
+    asked = []
+    for ask in (True, False, False, True, True):
+        x, v = rng.normal(size=10), rng.normal(size=10)
+        H.update(x)
+        np.testing.assert_allclose(H @ v, rosen_hessian(x) @ v, rtol=1e-12)
+        assert H.strategy == "linearize"
+        asked.append("value" in H._state)  # built with f and ∇f before any was asked for here
+        if ask:
+            np.testing.assert_allclose(H.gradient, di.gradient(rosen(np), complex_step, x), rtol=1e-12)
+            np.testing.assert_allclose(H.value, rosen(np)(x), rtol=1e-13)
+    assert asked == [False, True, False, False, True]
+
+
 def test_jax_and_torch_native_arrays_stay_native():
     H = di.hessian_operator(rosen(jnp), di.AutoJAX(), jnp.ones(4))
     assert isinstance(H @ jnp.ones(4), jax.Array)

@@ -9,8 +9,10 @@ import numpy as np
 
 
 def block(result: Any) -> Any:
-    """Wait for asynchronous (JAX) results, nested in tuples, lists or dicts, or inside
-    other JAX pytrees (a linearization's ``Partial`` holds its residual arrays)."""
+    """Wait for asynchronous results (JAX arrays, torch tensors on a CUDA device), nested
+    in tuples, lists or dicts, or inside other JAX pytrees (a linearization's
+    ``Partial`` holds its residual arrays), so a strategy is timed by what it
+    computes, not by how fast it is queued."""
     leaves = result if isinstance(result, (tuple, list)) else (result,)
     for leaf in leaves:
         if isinstance(leaf, dict):
@@ -19,6 +21,10 @@ def block(result: Any) -> Any:
             block(leaf)
         elif hasattr(leaf, "block_until_ready"):
             leaf.block_until_ready()
+        elif getattr(leaf, "is_cuda", False):  # torch on a GPU: kernels run asynchronously
+            import torch
+
+            torch.cuda.synchronize(leaf.device)
         elif type(leaf).__module__.startswith("jax"):
             import jax
 

@@ -62,6 +62,7 @@ import numpy as np
 from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, signature
 from diffinterface._errors import InvalidInputError, UnsupportedOperationError
 from diffinterface._timing import block
+from diffinterface.linear_operators import PIPELINE
 from diffinterface.prep import check_update
 from diffinterface.backends import Example, get_engine
 from diffinterface.contexts import unwrap_contexts
@@ -76,6 +77,11 @@ MEASURE_ABOVE_S = 1e-4
 #: blocks of more columns than this are not timed per strategy and mode (their
 #: cost is estimated from the single products; the default mode is used)
 BLOCK_MEASURE_MAX = 256
+
+#: alternating rounds timing the candidates at the first block of a kind and size
+#: (after a compile run and a warm-up run each; three rounds picked a mode 1.3x
+#: slower in the loop for a stencil at n = 1e4)
+BLOCK_MEASURE_ROUNDS = 5
 
 _UNMEASURED = object()
 
@@ -185,11 +191,13 @@ class JacobianOperator:
     def _timers(self, strategy, state, xn, t, w) -> list:
         ctx = self._ctx
 
-        def timed(fn):
+        def timed(fn, repeat=1):
+            # products are queued back to back and waited for once, as they run in a
+            # solver's loop (a product waited for alone would also count the wait)
             def run():
                 start = time.perf_counter()
-                block(fn())
-                return time.perf_counter() - start
+                block([fn() for _ in range(repeat)])
+                return (time.perf_counter() - start) / repeat
             return run
 
         def prep(kind):
@@ -202,7 +210,8 @@ class JacobianOperator:
             return run
 
         return [timed(lambda: strategy.setup(xn, ctx)), prep("jvp"), prep("vjp"),
-                timed(lambda: strategy.jvp(state, t, False)), timed(lambda: strategy.vjp(state, w, False))]
+                timed(lambda: strategy.jvp(state, t, False), PIPELINE),
+                timed(lambda: strategy.vjp(state, w, False), PIPELINE)]
 
     def _products_cost(self, index: int, work: dict) -> float:
         _, _, _, a, b = self._costs[index]
@@ -300,8 +309,8 @@ class JacobianOperator:
     def _block_modes(self, kind: str, seeds: Any, k: int | None, layout: Any) -> list | None:
         """[(mode, seconds) per strategy] for a block of ``kind`` with k columns (or a
         single ``G @ v`` where k is None): measured once (shared with forks) at the first
-        such product, each strategy in each of its modes (one warm-up run, which
-        compiles, then the fastest of three); None where not measured (a problem too
+        such product, each strategy in each of its modes (a run that compiles, a
+        warm-up run, then the fastest of ``BLOCK_MEASURE_ROUNDS``); None where not measured (a problem too
         small to measure, or k above ``BLOCK_MEASURE_MAX``)."""
         key = (kind, k)
         blocks = self._shared["blocks"]
@@ -327,8 +336,10 @@ class JacobianOperator:
                         raise
                     continue
                 candidates.append((index, mode, run))
+        for _, _, run in candidates:  # once more each: the first runs after a compile touch fresh memory
+            run()
         seconds = [float("inf")] * len(candidates)
-        for _ in range(3):  # rounds alternating between the candidates, the fastest of each
+        for _ in range(BLOCK_MEASURE_ROUNDS):  # rounds alternating between the candidates, the fastest of each
             for position, (_, _, run) in enumerate(candidates):
                 seconds[position] = min(seconds[position], run())
         result = []

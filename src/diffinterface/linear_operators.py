@@ -3,8 +3,12 @@
 ``H = hessian_operator(f, backend, x)`` prepares once; ``H @ v`` and
 ``H @ V`` (a block of k columns, one batched evaluation) apply the Hessian at
 the current point; ``H.update(x_new)`` moves to a new point reusing every
-compiled function.  ``H.value`` and ``H.gradient`` come from the same passes
-that build the cached state, never from extra ones.
+compiled function.  ``H.value`` and ``H.gradient`` come from the passes that
+build the cached state where the engine computes them anyway (torch,
+autograd); JAX's linearization leaves them out of its set-up (1.2-1.7x faster)
+unless they were asked for at the previous point, so a Newton loop that asks
+for them at every point (``scipy_objective``) pays no extra pass after the
+first point, and one that takes its gradient elsewhere does not pay for it.
 
 How the state at one x is cached, per engine:
 
@@ -40,6 +44,10 @@ from diffinterface.prep import check_update
 from diffinterface.backends import Example
 from diffinterface.contexts import unwrap_contexts
 from diffinterface.tree import is_tree, tree_spec
+
+#: products queued back to back when a strategy's cost per product is timed (see
+#: ``HessianOperator._measure``)
+PIPELINE = 4
 
 __all__ = ["HessianOperator", "hessian_operator", "RecomputeStrategy"]
 
@@ -133,6 +141,8 @@ class HessianOperator:
         self._costs = self._measure(xn, probe) if len(self._strategies) > 1 else None
         self._expected_products = 1
         self._products_here = 0
+        self._gradient_expected = False  # whether f / ∇f are asked for at a point (learned as products are)
+        self._gradient_here = False
         self._strategy = None
         self._state = None
         self._choices: dict[int, int] = {}  # strategy index by expected number of products
@@ -149,22 +159,37 @@ class HessianOperator:
 
     # --- strategy choice ---------------------------------------------------
     def _measure(self, xn, tangent) -> list[tuple[float, float]]:
-        """(set-up seconds, seconds per product) of each strategy at x: the fastest of
-        5 rounds that alternate the strategies, so a burst of load elsewhere on the
-        machine hits all of them alike instead of deciding the choice."""
+        """(set-up seconds, seconds per product) of each strategy at x.
+
+        A product is timed as it runs in a Newton loop: ``PIPELINE`` products queued
+        back to back and waited for once (JAX and CUDA run asynchronously, so a product
+        timed alone would also count the wait for its result, the same for every
+        strategy, and overstate the cost of cheap products: at n = 1e4 that made 10
+        jvp-of-grad products look cheaper than a linearization plus 10 of its
+        products, which run 2x faster in the loop).  The set-up is a set-up and one
+        product, waited for, less that product.  The fastest of 5 rounds that
+        alternate the strategies, so a burst of load elsewhere on the machine hits all
+        of them alike instead of deciding the choice."""
         states = []
         for strategy in self._strategies:
+            setup = getattr(strategy, "setup_products_only", strategy.setup)
             for _ in range(2):  # compile, then warm caches
-                state = strategy.setup(xn, self._ctx)
+                state = setup(xn, self._ctx)
                 block(state)
                 block(strategy.apply(state, tangent))
             states.append(state)
-        setups, applies = [[] for _ in states], [[] for _ in states]
+        firsts, queued = [[] for _ in states], [[] for _ in states]
         for _ in range(5):
-            for strategy, state, setup, apply in zip(self._strategies, states, setups, applies):
-                setup.append(fastest_time(lambda: strategy.setup(xn, self._ctx), repeats=1))
-                apply.append(fastest_time(lambda: strategy.apply(state, tangent), repeats=1))
-        return [(min(setup), min(apply)) for setup, apply in zip(setups, applies)]
+            for strategy, state, first, many in zip(self._strategies, states, firsts, queued):
+                setup = getattr(strategy, "setup_products_only", strategy.setup)
+                first.append(fastest_time(lambda: strategy.apply(setup(xn, self._ctx), tangent), repeats=1))
+                many.append(fastest_time(lambda: [strategy.apply(state, tangent) for _ in range(PIPELINE)],
+                                         repeats=1) / PIPELINE)
+        costs = []
+        for first, many in zip(firsts, queued):
+            product = min(many)
+            costs.append((max(min(first) - product, 0.0), product))
+        return costs
 
     def _choose(self, products: int) -> int:
         if self._costs is None:
@@ -184,7 +209,7 @@ class HessianOperator:
     def _ensure_state(self, upcoming: int = 1):
         if self._state is None:
             self._strategy = self._choose(max(self._expected_products, upcoming))
-            self._state = self._strategies[self._strategy].setup(self._x, self._ctx)
+            self._state = self._setup(self._strategy)
         elif self._costs is not None:
             # within a point, rent-or-buy: switch to a strategy with cheaper
             # products once the extra cost paid so far would have bought its set-up
@@ -193,9 +218,18 @@ class HessianOperator:
             for index, (setup, apply) in enumerate(self._costs):
                 if apply < apply_now and taken * (apply_now - apply) >= setup:
                     self._strategy = index
-                    self._state = self._strategies[index].setup(self._x, self._ctx)
+                    self._state = self._setup(index)
                     break
         return self._strategies[self._strategy], self._state
+
+    def _setup(self, index: int) -> Any:
+        """Strategy ``index``'s state at the current x: with f and ∇f where they were
+        asked for at the previous point (or are asked for at this one), else the
+        products-only set-up where the strategy has one (JAX's linearization)."""
+        strategy = self._strategies[index]
+        if self._gradient_here or self._gradient_expected or not hasattr(strategy, "setup_products_only"):
+            return strategy.setup(self._x, self._ctx)
+        return strategy.setup_products_only(self._x, self._ctx)
 
     # --- the public operator interface -------------------------------------
     def ravel(self, tree: Any) -> Any:
@@ -219,9 +253,12 @@ class HessianOperator:
                 self._contexts = contexts
         engine = self._engine
         self._x = engine.stage(engine.copy_native(engine.to_native(x)))
+        if self._products_here or self._gradient_here:
+            self._gradient_expected = self._gradient_here
         if self._products_here:
             self._expected_products = self._products_here
         self._products_here = 0
+        self._gradient_here = False
         self._state = None
         self._strategy = None
         return self
@@ -234,6 +271,7 @@ class HessianOperator:
     @property
     def value(self) -> Any:
         """``f`` at the current point."""
+        self._gradient_here = True
         strategy, state = self._ensure_state(0)
         y, _ = strategy.value_and_gradient(state)
         y = np.asarray(y) if self._kind in (NUMPY, SCALAR) else y
@@ -243,6 +281,7 @@ class HessianOperator:
     def gradient(self) -> Any:
         """``∇f`` at the current point, shaped like x (a fresh copy: callers such
         as SciPy may modify it in place without touching the cached state)."""
+        self._gradient_here = True
         strategy, state = self._ensure_state(0)
         _, g = strategy.value_and_gradient(state)
         if self._kind in (NUMPY, SCALAR):
@@ -305,7 +344,7 @@ class HessianOperator:
         if k not in self._block_choice:
             free = self._setup_free_blocks
             options = [(None, lambda: free.columns_at(self._x, self._ctx, V))]
-            options += [(i, (lambda s: lambda: s.apply_columns(s.setup(self._x, self._ctx), V))(s))
+            options += [(i, (lambda i, s: lambda: s.apply_columns(self._setup(i), V))(i, s))
                         for i, s in enumerate(self._strategies)
                         if s is not free and hasattr(s, "apply_columns")]
             for _, run in options:
@@ -319,7 +358,7 @@ class HessianOperator:
         if index is None:
             return self._setup_free_blocks.columns_at(self._x, self._ctx, V)
         if self._state is None or self._strategy != index:
-            self._strategy, self._state = index, self._strategies[index].setup(self._x, self._ctx)
+            self._strategy, self._state = index, self._setup(index)
         return self._strategies[index].apply_columns(self._state, V)
 
     def rmatvec(self, v: Any) -> Any:
