@@ -149,6 +149,8 @@ class JacobianOperator:
         self._state = None
         self.products = {"jvp": 0, "vjp": 0}  # totals, for inspection
         self._workspace: dict = {}  # k-leading copies of blocks, reused (see k_leading)
+        self._vectors_native = (self._kind == getattr(engine, "native_kind", None) and self._kind not in (NUMPY, SCALAR)
+                                and len(self._x_shape) == 1 and len(self._y_shape) == 1)
 
     # --- strategy choice ---------------------------------------------------
     # A workload is a dict {key: count} of the products taken at one point: keys "jvp",
@@ -447,6 +449,14 @@ class JacobianOperator:
 
     # --- products -------------------------------------------------------------
     def _product(self, kind: str, v: Any) -> Any:
+        if self._vectors_native and type(v) is self._sig[0] and v.shape == (self.n if kind == "jvp" else self.m,):
+            # the hot path of a solver's loop: a JAX / torch vector for 1-d x and f(x) needs
+            # no reshaping, layout or result conversion (a GPU product can take 50 us)
+            strategy, state = self._ensure_state(kind, 1)
+            result = (strategy.jvp if kind == "jvp" else strategy.vjp)(state, v, False)
+            self._here[kind] = self._here.get(kind, 0) + 1
+            self.products[kind] += 1
+            return result
         size_in, inner, size_out = ((self.n, self._x_shape, self.m) if kind == "jvp" else
                                     (self.m, self._y_shape, self.n) if kind == "vjp" else
                                     (self.n, self._x_shape, self.n))

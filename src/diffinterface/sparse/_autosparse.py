@@ -155,6 +155,7 @@ class _SparseEngine(Engine):
         self.pattern = None
         self.result = None  # the ColoringResult, or None on the dense path
         self.partition = None
+        self._device = None  # a torch x's device: seeds are made there (JAX places its constants itself)
 
     def to_native(self, x):
         return self.dense.to_native(x)
@@ -168,7 +169,14 @@ class _SparseEngine(Engine):
     def cache_buffer(self, value):
         return self.dense.cache_buffer(value)
 
+    def _seed(self, column, shape, dtype):
+        """One seed vector (a NumPy column of the seed matrix) as the engine's array, on x's device."""
+        native = self.dense.to_native(np.ascontiguousarray(column).reshape(shape).astype(_np_dtype(dtype)))
+        return native if self._device is None else native.to(self._device)
+
     def _detect_and_color(self, f, x, ctx, m: int, n: int) -> None:
+        if hasattr(x, "is_cuda"):  # torch
+            self._device = x.device
         detector = self.spec.sparsity_detector
         contexts = tuple(_Wrapped(c) for c in ctx)
         frontend = _frontend(self.spec.dense_backend)
@@ -353,8 +361,7 @@ class SparseJacobianEngine(_SparseEngine):
 
     def _seeds(self, shape, dtype):
         seed = self.result.seed_matrix()  # (n or m, c)
-        return tuple(self.dense.to_native(np.ascontiguousarray(seed[:, c]).reshape(shape).astype(_np_dtype(dtype)))
-                     for c in range(self.result.ncolors))
+        return tuple(self._seed(seed[:, c], shape, dtype) for c in range(self.result.ncolors))
 
     def _build(self, f, ex, compiled, with_value: bool):
         m, n = int(np.prod(ex.y_shape)), int(np.prod(ex.x_shape))
@@ -399,8 +406,7 @@ class SparseJacobianEngine(_SparseEngine):
         dense, stack = self.dense, self.dense.stack
 
         def seeds_of(matrix, shape, dtype):
-            return tuple(dense.to_native(np.ascontiguousarray(matrix[:, c]).reshape(shape).astype(_np_dtype(dtype)))
-                         for c in range(matrix.shape[1]))
+            return tuple(self._seed(matrix[:, c], shape, dtype) for c in range(matrix.shape[1]))
 
         col_seeds, row_seeds = seeds_of(s_cols, ex.x_shape, ex.x_dtype), seeds_of(s_rows, ex.y_shape, ex.y_dtype)
 
@@ -469,8 +475,7 @@ class SparseHessianEngine(_SparseEngine):
         seed = self.result.seed_matrix()
         # a pattern without nonzeros has no colors: one zero tangent keeps the shapes
         columns = [seed[:, c] for c in range(ncolors)] or [np.zeros(n)]
-        tangents = tuple(self.dense.to_native(np.ascontiguousarray(c).reshape(ex.x_shape).astype(_np_dtype(ex.x_dtype)))
-                         for c in columns)
+        tangents = tuple(self._seed(c, ex.x_shape, ex.x_dtype) for c in columns)
         fuse = self._fusable(compiled) and ncolors > 0
         bex = Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(tangents))
         stack = self.dense.stack

@@ -417,10 +417,20 @@ def _while_fixed_point(ctx, eqn, bj, bc, bconsts, carry):
     raise UnsupportedOperationError("while_loop pattern did not reach a fixed point")
 
 
+def _count_leaves(structure) -> int:
+    if isinstance(structure, (tuple, list)):
+        return sum(_count_leaves(item) for item in structure)
+    return 1
+
+
 def _scan(ctx, eqn, ins):
     p = eqn.params
     jaxpr, consts = _closed(p["jaxpr"])
-    nconst, ncarry, length = p["num_consts"], p["num_carry"], p["length"]
+    if "num_consts" in p:
+        nconst, ncarry = p["num_consts"], p["num_carry"]
+    else:  # JAX >= 0.11: the flat structures of (consts, carry, xs), one entry per operand
+        nconst, ncarry = _count_leaves(p["ft_in"][0]), _count_leaves(p["ft_in"][1])
+    length = p["length"]
     cs, carry, xs = ins[:nconst], list(ins[nconst:nconst + ncarry]), ins[nconst + ncarry:]
     ys_steps = []
     order = range(length - 1, -1, -1) if p.get("reverse") else range(length)

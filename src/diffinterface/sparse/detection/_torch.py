@@ -173,7 +173,8 @@ def trace_torch(f, x, contexts, hessian, local):
             "TracerSparsityDetector cannot follow it: use TracerLocalSparsityDetector() for "
             "a pattern valid at this x, or rewrite the branch with torch.where"
         ) from err
-    xv = xt.numpy().astype(np.float64) if not xt.is_floating_point() else xt.numpy()
+    xv = xt.detach().cpu().numpy()  # detection runs on the host: one explicit copy of x
+    xv = xv.astype(np.float64) if not xt.is_floating_point() else xv
     ctx = DetectionContext(xv.size, hessian, local)
     tx = Tracer(xv, ctx.trace.input(xv.shape), ctx, True)
     out = _interpret(ctx, gm, tx)
@@ -184,7 +185,7 @@ def _to_np(v):
     import torch
 
     if isinstance(v, torch.Tensor):
-        return v.detach().numpy()
+        return v.detach().cpu().numpy()
     if isinstance(v, (list, tuple)):
         return type(v)(_to_np(a) for a in v)
     return v
