@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ORDER = ["overhead", "hvp", "coloring", "detection", "sparse", "pytree", "operators"]
+ORDER = ["overhead", "hvp", "coloring", "detection", "sparse", "pytree", "operators", "device"]
 HERE = Path(__file__).parent
 
 
@@ -19,8 +19,9 @@ def main() -> None:
         "# Benchmark results\n",
         "The latest table of each benchmark, gathered by `python benchmarks/collect_results.py`",
         "from `benchmarks/results/*.md` (each section names its machine, versions and command).",
-        "Machine for all: 2-core x86-64 (Intel Xeon), 24 GiB; timings are medians of interleaved",
-        "runs after warm-up, engines pinned to one thread unless a section says otherwise.\n",
+        "Machine for all but the device check (an H100 GPU machine, named in its section): 2-core x86-64",
+        "(Intel Xeon), 24 GiB; timings are medians of interleaved runs after warm-up, engines pinned to\n"
+        "one thread unless a section says otherwise.\n",
     ]
     files = {p.stem: p for p in (HERE / "results").glob("*.md")}
     for name in ORDER + sorted(set(files) - set(ORDER)):

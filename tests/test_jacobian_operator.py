@@ -232,6 +232,10 @@ def test_native_vectors_after_updates_match_the_dense_jacobian(engine):
             close(np.asarray(J @ native(v)), jac(x) @ v, 1e-12)
             close(np.asarray(J.T @ native(w)), jac(x).T @ w, 1e-12)
     assert J.products == {"jvp": 6, "vjp": 6}
+    square, square_jac = problem((6,), (6,))  # m == n: G @ v must not take J's vector path
+    G = gauss_newton_operator(square(xp, asarray), backend, native(x[:6]))
+    v = rng.normal(size=6)
+    close(np.asarray(G @ native(v)), square_jac(x[:6]).T @ (square_jac(x[:6]) @ v), 1e-12)
 
 
 def test_aslinearoperator_and_lsmr():

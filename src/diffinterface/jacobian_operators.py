@@ -449,7 +449,8 @@ class JacobianOperator:
 
     # --- products -------------------------------------------------------------
     def _product(self, kind: str, v: Any) -> Any:
-        if self._vectors_native and type(v) is self._sig[0] and v.shape == (self.n if kind == "jvp" else self.m,):
+        if (self._vectors_native and kind != "gn" and type(v) is self._sig[0]
+                and v.shape == (self.n if kind == "jvp" else self.m,)):
             # the hot path of a solver's loop: a JAX / torch vector for 1-d x and f(x) needs
             # no reshaping, layout or result conversion (a GPU product can take 50 us)
             strategy, state = self._ensure_state(kind, 1)

@@ -417,19 +417,14 @@ def _while_fixed_point(ctx, eqn, bj, bc, bconsts, carry):
     raise UnsupportedOperationError("while_loop pattern did not reach a fixed point")
 
 
-def _count_leaves(structure) -> int:
-    if isinstance(structure, (tuple, list)):
-        return sum(_count_leaves(item) for item in structure)
-    return 1
-
-
 def _scan(ctx, eqn, ins):
     p = eqn.params
     jaxpr, consts = _closed(p["jaxpr"])
     if "num_consts" in p:
         nconst, ncarry = p["num_consts"], p["num_carry"]
-    else:  # JAX >= 0.11: the flat structures of (consts, carry, xs), one entry per operand
-        nconst, ncarry = _count_leaves(p["ft_in"][0]), _count_leaves(p["ft_in"][1])
+    else:  # JAX >= 0.11: a FlatTree of (consts, carry, xs), one leaf per operand
+        consts_tree, carry_tree, _ = p["ft_in"].unpack()
+        nconst, ncarry = len(consts_tree), len(carry_tree)
     length = p["length"]
     cs, carry, xs = ins[:nconst], list(ins[nconst:nconst + ncarry]), ins[nconst + ncarry:]
     ys_steps = []
