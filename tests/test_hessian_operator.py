@@ -122,6 +122,27 @@ def test_jax_linearization_leaves_out_f_and_gradient_unless_asked():
     assert asked == [False, True, False, False, True]
 
 
+@pytest.mark.parametrize("shape", [(8,), (2, 4)])
+def test_jax_block_paths_agree_in_every_column_mode(shape):
+    """H @ V for JAX: the setup-free columns and the linearization's, each in each
+    column mode the operator may measure fastest, against the closed form."""
+    rng = np.random.default_rng(4)
+    x, V = rng.normal(size=shape), rng.normal(size=(8, 3))
+    f = lambda z: rosen(jnp)(jnp.reshape(z, -1))  # noqa: E731
+    H = di.hessian_operator(f, di.AutoJAX(), x)
+    expected = rosen_hessian(x.reshape(-1)) @ V
+    xn, Vn = jnp.asarray(x), jnp.asarray(V)
+    for strategy in H._strategies:
+        assert strategy.column_modes == ("rows", "axes")
+        for mode in strategy.column_modes:
+            got = strategy.apply_columns(strategy.setup(xn, ()), Vn, mode)
+            np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-12)
+    for mode in H._setup_free_blocks.column_modes:
+        np.testing.assert_allclose(np.asarray(H._setup_free_blocks.columns_at(xn, (), Vn, mode)), expected, rtol=1e-12)
+    np.testing.assert_allclose(H @ V, expected, rtol=1e-12)
+    assert H._block_choice[3][1] in ("rows", "axes")
+
+
 def test_jax_and_torch_native_arrays_stay_native():
     H = di.hessian_operator(rosen(jnp), di.AutoJAX(), jnp.ones(4))
     assert isinstance(H @ jnp.ones(4), jax.Array)

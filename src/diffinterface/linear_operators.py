@@ -150,7 +150,7 @@ class HessianOperator:
         # stateful one's ``apply_columns``, whichever the first block of each size measures
         # faster, set-up included (so a block never pays for a linearization it would not use)
         self._setup_free_blocks = next((s for s in self._strategies if hasattr(s, "columns_at")), None)
-        self._block_choice: dict[int, int | None] = {}  # k -> strategy index, None: setup-free
+        self._block_choice: dict[int, tuple] = {}  # k -> (strategy index or None: setup-free, column mode)
         # the hot paths of update and H @ v: an array x / v of the type, shape, dtype (and
         # device) seen here needs no validation beyond this comparison
         self._plain = self._spec is None and len(self._x_shape) == 1 and self._sig[1:2] == (self._x_shape,)
@@ -340,26 +340,30 @@ class HessianOperator:
         return self._out(result, shape=(self.n,) if shape else ())
 
     def _block(self, V: Any, k: int) -> Any:
-        """``H @ V`` for engines with a setup-free block path (see ``__init__``)."""
+        """``H @ V`` for engines with a setup-free block path (see ``__init__``): that
+        path or a stateful strategy's columns, each in each of the engine's column
+        modes, whichever the first block of this size measures fastest."""
         if k not in self._block_choice:
             free = self._setup_free_blocks
-            options = [(None, lambda: free.columns_at(self._x, self._ctx, V))]
-            options += [(i, (lambda i, s: lambda: s.apply_columns(self._setup(i), V))(i, s))
-                        for i, s in enumerate(self._strategies)
-                        if s is not free and hasattr(s, "apply_columns")]
+            options = []  # ((strategy index or None for the setup-free path, mode), run)
+            for mode in free.column_modes:
+                options.append(((None, mode), (lambda m: lambda: free.columns_at(self._x, self._ctx, V, m))(mode)))
+                options += [((i, mode), (lambda i, s, m: lambda: s.apply_columns(self._setup(i), V, m))(i, s, mode))
+                            for i, s in enumerate(self._strategies) if s is not free and hasattr(s, "apply_columns")]
             for _, run in options:
                 block(run())  # compile
+                block(run())  # warm up
             costs = [float("inf")] * len(options)
             for _ in range(5):  # alternating rounds, the fastest of each: a burst of load hits all alike
                 for i, (_, run) in enumerate(options):
                     costs[i] = min(costs[i], fastest_time(run, repeats=1))
             self._block_choice[k] = options[costs.index(min(costs))][0]
-        index = self._block_choice[k]
+        index, mode = self._block_choice[k]
         if index is None:
-            return self._setup_free_blocks.columns_at(self._x, self._ctx, V)
+            return self._setup_free_blocks.columns_at(self._x, self._ctx, V, mode)
         if self._state is None or self._strategy != index:
             self._strategy, self._state = index, self._setup(index)
-        return self._strategies[index].apply_columns(self._state, V)
+        return self._strategies[index].apply_columns(self._state, V, mode)
 
     def rmatvec(self, v: Any) -> Any:
         """``Hᵀ v = H v`` (the Hessian is symmetric)."""

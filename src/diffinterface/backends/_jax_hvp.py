@@ -16,8 +16,9 @@ Which wins depends on the function and on how many products are taken at one
 x; the operator measures both once and chooses per point.  Blocks ``H @ V``
 are one jitted ``vmap`` over the columns of ``V`` (no transposes outside jit),
 either jvp_of_grad's (no state at x: ``columns_at``) or the linearization's;
-the operator times both at the first block of each size (vmapped, either can
-be 1.3-2x faster than the other, depending on f).
+the operator times both, each in both ``COLUMN_MODES``, at the first block of
+each size (vmapped, either can be 1.3-2x faster than the other, depending on
+f).
 """
 
 from __future__ import annotations
@@ -32,11 +33,20 @@ def _maybe_x64(fn, ex):
     return with_x64(fn) if needs_x64(ex.x_dtype) else fn
 
 
-def _columns(single, x_shape):
+#: how a block (n, k) is mapped inside the program: "rows" transposes it and maps over
+#: contiguous rows, "axes" maps over its last axis in place; which is faster depends on f
+#: (rows won for a stencil, axes by 1.4x for f1 at n = 1e5), so the operator measures both
+COLUMN_MODES = ("rows", "axes")
+
+
+def _columns(single, x_shape, mode):
     """Apply ``single`` (x-shaped tangent -> x-shaped product) to each column of an (n, k) block."""
 
     def block(V):
-        # rows are contiguous: transposing inside the program beats a strided vmap over columns
+        if mode == "axes":
+            k = V.shape[-1]
+            out = jax.vmap(single, in_axes=-1, out_axes=-1)(V.reshape(tuple(x_shape) + (k,)))
+            return out.reshape(V.shape)
         rows = jax.vmap(lambda v: single(v.reshape(x_shape)).reshape(-1))(V.T)
         return rows.T
 
@@ -45,6 +55,7 @@ def _columns(single, x_shape):
 
 class JaxJvpOfGrad:
     name = "jvp_of_grad"
+    column_modes = COLUMN_MODES
 
     def __init__(self, f, ex):
         shape = tuple(ex.x_shape)
@@ -56,12 +67,12 @@ class JaxJvpOfGrad:
         def products(x, tangents, *ctx):
             return jax.vmap(lambda t: product(x, t, *ctx))(tangents)
 
-        def columns(x, V, *ctx):
-            return _columns(lambda v: product(x, v.astype(jnp.asarray(x).dtype), *ctx), shape)(V)
+        def columns(x, V, mode, *ctx):
+            return _columns(lambda v: product(x, v.astype(jnp.asarray(x).dtype), *ctx), shape, mode)(V)
 
         self._product = _maybe_x64(jax.jit(product), ex)
         self._products = _maybe_x64(jax.jit(products), ex)
-        self._columns = _maybe_x64(jax.jit(columns), ex)
+        self._columns = _maybe_x64(jax.jit(columns, static_argnums=2), ex)
         self._value_and_grad = _maybe_x64(jax.jit(lambda x, *ctx: jax.value_and_grad(_bind(f, ctx))(x)), ex)
         self._ndim = len(shape)
 
@@ -72,12 +83,12 @@ class JaxJvpOfGrad:
         fn = self._product if tangents.ndim == self._ndim else self._products
         return fn(state["x"], tangents, *state["ctx"])
 
-    def apply_columns(self, state, V):
-        return self._columns(state["x"], V, *state["ctx"])
+    def apply_columns(self, state, V, mode="rows"):
+        return self._columns(state["x"], V, mode, *state["ctx"])
 
-    def columns_at(self, x, ctx, V):
+    def columns_at(self, x, ctx, V, mode="rows"):
         """A block ``H @ V`` at x without any cached state (the operator's block path)."""
-        return self._columns(x, V, *ctx)
+        return self._columns(x, V, mode, *ctx)
 
     def value_and_gradient(self, state):
         if "gradient" not in state:
@@ -87,6 +98,7 @@ class JaxJvpOfGrad:
 
 class JaxLinearize:
     name = "linearize"
+    column_modes = COLUMN_MODES
 
     def __init__(self, f, ex):
         shape = tuple(ex.x_shape)
@@ -109,7 +121,7 @@ class JaxLinearize:
         self._setup = _maybe_x64(jax.jit(setup), ex)
         self._setup_products_only = _maybe_x64(jax.jit(setup_products_only), ex)
         self._apply = _maybe_x64(jax.jit(apply, static_argnums=2), ex)
-        self._columns = _maybe_x64(jax.jit(lambda lin, V: _columns(lin, shape)(V)), ex)
+        self._columns = _maybe_x64(jax.jit(lambda lin, V, mode: _columns(lin, shape, mode)(V), static_argnums=2), ex)
         self._value_and_grad = _maybe_x64(jax.jit(lambda x, *ctx: jax.value_and_grad(_bind(f, ctx))(x)), ex)
         self._ndim = len(shape)
 
@@ -125,8 +137,8 @@ class JaxLinearize:
     def apply(self, state, tangents):
         return self._apply(state["lin"], tangents, self._ndim)
 
-    def apply_columns(self, state, V):
-        return self._columns(state["lin"], V)
+    def apply_columns(self, state, V, mode="rows"):
+        return self._columns(state["lin"], V, mode)
 
     def value_and_gradient(self, state):
         if "gradient" not in state:
