@@ -28,8 +28,8 @@ by measurement (see ``backends/_jacobian_strategies.py``):
   once per point, on the first VJP).
 
 The strategies of an engine are timed once at construction (set-up, the
-per-kind preparations, JVP and VJP cost; in alternating rounds, the fastest
-of each; with an ``AutoSparse`` backend at the first product instead, so an
+per-kind preparations, JVP and VJP cost, products queued back to back as a
+solver runs them; in alternating rounds, the fastest of each; with an ``AutoSparse`` backend at the first product instead, so an
 operator used only for ``value`` and ``tosparse()`` never compiles them).
 The first block of each kind and size (``J @ V``, ``J.T @ W``, ``G @ V``)
 and the first ``G @ v`` time every strategy in each of its modes (vmap, a
