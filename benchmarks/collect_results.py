@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ORDER = ["overhead", "hvp", "coloring", "detection", "sparse", "pytree", "operators", "device"]
+ORDER = ["overhead", "hvp", "coloring", "detection", "sparse", "pytree", "operators", "least_squares", "device"]
 HERE = Path(__file__).parent
 
 
