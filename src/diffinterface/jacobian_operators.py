@@ -29,8 +29,9 @@ by measurement (see ``backends/_jacobian_strategies.py``):
 
 The strategies of an engine are timed once at construction (set-up, the
 per-kind preparations, JVP and VJP cost, products queued back to back as a
-solver runs them; in alternating rounds, the fastest of each; with an ``AutoSparse`` backend at the first product instead, so an
-operator used only for ``value`` and ``tosparse()`` never compiles them).
+solver runs them; in alternating rounds, the fastest of each; with an
+``AutoSparse`` backend at the first product instead, so an operator used
+only for ``value`` and ``tosparse()`` never compiles them).
 The first block of each kind and size (``J @ V``, ``J.T @ W``, ``G @ V``)
 and the first ``G @ v`` time every strategy in each of its modes (vmap, a
 loop of single products, for JAX ``lax.map`` inside the jitted call; for
@@ -312,8 +313,8 @@ class JacobianOperator:
         """[(mode, seconds) per strategy] for a block of ``kind`` with k columns (or a
         single ``G @ v`` where k is None): measured once (shared with forks) at the first
         such product, each strategy in each of its modes (a run that compiles, a
-        warm-up run, then the fastest of ``BLOCK_MEASURE_ROUNDS``); None where not measured (a problem too
-        small to measure, or k above ``BLOCK_MEASURE_MAX``)."""
+        warm-up run, then the fastest of ``BLOCK_MEASURE_ROUNDS``); None where not
+        measured (a problem too small to measure, or k above ``BLOCK_MEASURE_MAX``)."""
         key = (kind, k)
         blocks = self._shared["blocks"]
         if key in blocks:

@@ -53,7 +53,21 @@ def _columns(single, x_shape, mode):
     return block
 
 
-class JaxJvpOfGrad:
+class _LazyGradient:
+    """``f`` and ``∇f`` from one jitted ``value_and_grad`` pass, at the first ask per
+    point, for states built without them (``self._value_and_grad`` set by the subclass)."""
+
+    def value_and_gradient(self, state):
+        if "gradient" not in state:
+            state["value"], state["gradient"] = self._value_and_grad(state["x"], *state["ctx"])
+        return state["value"], state["gradient"]
+
+
+def _jitted_value_and_grad(f, ex):
+    return _maybe_x64(jax.jit(lambda x, *ctx: jax.value_and_grad(_bind(f, ctx))(x)), ex)
+
+
+class JaxJvpOfGrad(_LazyGradient):
     name = "jvp_of_grad"
     column_modes = COLUMN_MODES
 
@@ -73,7 +87,7 @@ class JaxJvpOfGrad:
         self._product = _maybe_x64(jax.jit(product), ex)
         self._products = _maybe_x64(jax.jit(products), ex)
         self._columns = _maybe_x64(jax.jit(columns, static_argnums=2), ex)
-        self._value_and_grad = _maybe_x64(jax.jit(lambda x, *ctx: jax.value_and_grad(_bind(f, ctx))(x)), ex)
+        self._value_and_grad = _jitted_value_and_grad(f, ex)
         self._ndim = len(shape)
 
     def setup(self, x, ctx):
@@ -90,13 +104,7 @@ class JaxJvpOfGrad:
         """A block ``H @ V`` at x without any cached state (the operator's block path)."""
         return self._columns(x, V, mode, *ctx)
 
-    def value_and_gradient(self, state):
-        if "gradient" not in state:
-            state["value"], state["gradient"] = self._value_and_grad(state["x"], *state["ctx"])
-        return state["value"], state["gradient"]
-
-
-class JaxLinearize:
+class JaxLinearize(_LazyGradient):
     name = "linearize"
     column_modes = COLUMN_MODES
 
@@ -122,7 +130,7 @@ class JaxLinearize:
         self._setup_products_only = _maybe_x64(jax.jit(setup_products_only), ex)
         self._apply = _maybe_x64(jax.jit(apply, static_argnums=2), ex)
         self._columns = _maybe_x64(jax.jit(lambda lin, V, mode: _columns(lin, shape, mode)(V), static_argnums=2), ex)
-        self._value_and_grad = _maybe_x64(jax.jit(lambda x, *ctx: jax.value_and_grad(_bind(f, ctx))(x)), ex)
+        self._value_and_grad = _jitted_value_and_grad(f, ex)
         self._ndim = len(shape)
 
     def setup(self, x, ctx):
@@ -139,11 +147,6 @@ class JaxLinearize:
 
     def apply_columns(self, state, V, mode="rows"):
         return self._columns(state["lin"], V, mode)
-
-    def value_and_gradient(self, state):
-        if "gradient" not in state:
-            state["value"], state["gradient"] = self._value_and_grad(state["x"], *state["ctx"])
-        return state["value"], state["gradient"]
 
 
 def jax_hessian_strategies(engine, f, ex):
