@@ -302,7 +302,7 @@ def main():
         prep_repeat = 1
     else:
         Ns, names, min_s, dense_repeat, n_h, Ns_other = (16, 32, 64, 128), list(CUTEST), 0.15, 2, 2000, (16, 32, 64)
-        prep_repeat = 3
+        prep_repeat = 5
     _warm_tools()
     jrows = brusselator_jax(Ns, min_s, dense_repeat, prep_repeat)
     hrows = cutest_hessians(n_h, names, min_s, dense_repeat, prep_repeat)

@@ -52,7 +52,8 @@ class _Ctx:
 def trace_jax(f, x, contexts, hessian, local):
     import jax
 
-    x = jax.numpy.asarray(x)
+    # device_put, not jnp.asarray: the latter compiles a small program per new shape
+    x = x if isinstance(x, jax.Array) else jax.device_put(np.asarray(x))
     closed = jax.make_jaxpr(lambda x: f(x, *contexts))(x)
     ctx = _Ctx(x.size, hessian, local)
     xval = (ctx.trace.input(x.shape), np.asarray(x) if local else None, True)
