@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from diffinterface._arrays import cast_tensor
 from diffinterface.backends._engine import Example
 
 __all__ = ["jacobian_strategies", "k_leading"]
@@ -315,7 +316,7 @@ class TorchKeptGraph(Strategy):
 
         x, ctx = state["x"], state["ctx"]
         g = lambda z: self.f(z, *ctx)  # noqa: E731
-        t = t.to(x.dtype)
+        t = cast_tensor(t, x.dtype)
         if not batched:
             return jvp(g, (x,), (t,))[1]
         if mode == "vmap" and self._jvp_vmap:
@@ -335,7 +336,7 @@ class TorchKeptGraph(Strategy):
         if not y.requires_grad:  # f does not depend on x
             shape = (w.shape[0],) + tuple(leaf.shape) if batched else leaf.shape
             return torch.zeros(shape, dtype=leaf.dtype, device=leaf.device)
-        return _grad_through(self, y, leaf, w.to(y.dtype), batched, mode)
+        return _grad_through(self, y, leaf, cast_tensor(w, y.dtype), batched, mode)
 
 
 class TorchDoubleBackward(TorchKeptGraph):
@@ -361,7 +362,7 @@ class TorchDoubleBackward(TorchKeptGraph):
             y = state["value"]
             shape = (t.shape[0],) + tuple(y.shape) if batched else y.shape
             return torch.zeros(shape, dtype=y.dtype, device=y.device)
-        return _grad_through(self, state["gu"], state["u"], t.to(state["gu"].dtype), batched, mode)
+        return _grad_through(self, state["gu"], state["u"], cast_tensor(t, state["gu"].dtype), batched, mode)
 
 
 def _grad_through(owner, out, inp, seeds, batched, mode):

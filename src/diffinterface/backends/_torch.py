@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.func import grad, jacfwd, jacrev, jvp, vjp, vmap
 
-from diffinterface._arrays import NUMPY, SCALAR, TORCH
+from diffinterface._arrays import NUMPY, SCALAR, TORCH, cast_tensor
 from diffinterface.backends._engine import Engine
 from diffinterface.backends._foreign import foreign_code_error, wrong_output_error
 
@@ -129,12 +129,12 @@ class TorchEngine(Engine):
     # --- primitives -------------------------------------------------------
     def build_value_and_pushforward(self, f, ex, compiled):
         def single(x, t, *ctx):
-            return jvp(_bind(f, ctx), (x,), (t.to(x.dtype),))
+            return jvp(_bind(f, ctx), (x,), (cast_tensor(t, x.dtype),))
 
         def vectorized(x, ts, *ctx):
             g = _bind(f, ctx)
             y = g(x.detach()).detach()
-            out = vmap(lambda t: jvp(g, (x,), (t,))[1])(ts.to(x.dtype))
+            out = vmap(lambda t: jvp(g, (x,), (t,))[1])(cast_tensor(ts, x.dtype))
             return y, tuple(out)
 
         return batched(single, vectorized)
@@ -146,12 +146,12 @@ class TorchEngine(Engine):
                 y = _call(f, leaf, ctx)
                 if not y.requires_grad:
                     return y.detach(), torch.zeros_like(x)
-                (g,) = torch.autograd.grad(y, leaf, grad_outputs=c.to(y.dtype))
+                (g,) = torch.autograd.grad(y, leaf, grad_outputs=cast_tensor(c, y.dtype))
             return y.detach(), g
 
         def vectorized(x, cs, *ctx):
             y, pull = vjp(_bind(f, ctx), x)
-            (gs,) = vmap(pull)(cs.to(y.dtype))
+            (gs,) = vmap(pull)(cast_tensor(cs, y.dtype))
             return y.detach(), tuple(gs)
 
         return batched(single, vectorized)
@@ -241,7 +241,7 @@ class KeptGraph:
     def product(self, tangent, retain=True):
         if not self.graph_gradient.requires_grad:  # f is at most linear in x
             return torch.zeros_like(self.gradient)
-        (hv,) = torch.autograd.grad(self.graph_gradient, self.leaf, tangent.to(self.leaf.dtype),
+        (hv,) = torch.autograd.grad(self.graph_gradient, self.leaf, cast_tensor(tangent, self.leaf.dtype),
                                     retain_graph=retain)
         return hv
 
@@ -250,7 +250,7 @@ class KeptGraph:
         if not self.graph_gradient.requires_grad:
             return torch.zeros((tangents.shape[0],) + tuple(self.gradient.shape), dtype=self.gradient.dtype,
                                device=self.gradient.device)
-        (hv,) = torch.autograd.grad(self.graph_gradient, self.leaf, tangents.to(self.leaf.dtype),
+        (hv,) = torch.autograd.grad(self.graph_gradient, self.leaf, cast_tensor(tangents, self.leaf.dtype),
                                     retain_graph=True, is_grads_batched=True)
         return hv
 
