@@ -131,7 +131,7 @@ class JacobianOperator:
         self._ctx_kinds = tuple(type(c) for c in contexts)
         self._ctx = unwrap_contexts(contexts)
         self._contexts = contexts  # as given (the AutoSparse prep of tosparse takes them)
-        self._shared = {"sparse_prep": None, "costs": None, "blocks": {}}  # shared with forks
+        self._shared = {"sparse_prep": None, "costs": None, "blocks": {}, "decisions": {}}  # shared with forks
         xn = engine.copy_native(engine.to_native(x))
         y_shape, y_dtype = engine.output_info(f, xn, self._ctx, True)
         self._x, self._x_shape, self._y_shape = xn, tuple(np.shape(xn)), tuple(y_shape)
@@ -247,7 +247,21 @@ class JacobianOperator:
         if self._costs is None:
             return 0
         totals = [self._fixed_cost(i, work) + self._products_cost(i, work) for i in range(len(self._strategies))]
-        return int(np.argmin(totals))
+        return min(range(len(totals)), key=totals.__getitem__)
+
+    def _decided(self, question: tuple, decide: Callable[[], Any]) -> Any:
+        """``decide()``, memoized per question (shared with forks) until a block
+        measurement changes the costs: a solver asks the same few questions at every
+        point, and between large products the arithmetic runs with cold CPU caches
+        (10-20 us a time measured at n = 5e3, several % of a 2 ms workload)."""
+        decisions = self._shared["decisions"]
+        if decisions.get("blocks") != len(self._shared["blocks"]):
+            decisions.clear()
+            decisions["blocks"] = len(self._shared["blocks"])
+        answer = decisions.get(question, decisions)  # the dict itself: not decided yet
+        if answer is decisions:
+            answer = decisions[question] = decide()
+        return answer
 
     @property
     def strategy(self) -> str:
@@ -263,23 +277,28 @@ class JacobianOperator:
                 work = dict(self._expected)
                 if key is not None:
                     work[key] = max(work.get(key, 0), count)
-                self._strategy = self._choose(work)
+                self._strategy = self._decided(("choose", *work.items()), lambda: self._choose(work))
             self._state = self._strategies[self._strategy].setup(self._x, self._ctx)
         elif key is not None and self._shared["costs"] is not None and self._due(count):
-            # rent-or-buy within a point: switch once the extra paid for products so far
-            # would have bought the cheaper strategy's set-up (and preparations)
             taken = dict(self._here)
             taken[key] = taken.get(key, 0) + count
-            now = self._products_cost(self._strategy, taken)
-            for index in range(len(self._strategies)):
-                if index == self._strategy:
-                    continue
-                saved = now - self._products_cost(index, taken)
-                if saved > 0 and saved >= self._fixed_cost(index, taken):
-                    self._strategy = index
-                    self._state = self._strategies[index].setup(self._x, self._ctx)
-                    break
+            index = self._decided(("switch", self._strategy, *taken.items()), lambda: self._switch_to(taken))
+            if index is not None:
+                self._strategy = index
+                self._state = self._strategies[index].setup(self._x, self._ctx)
         return self._strategies[self._strategy], self._state
+
+    def _switch_to(self, taken: dict) -> int | None:
+        """Rent-or-buy within a point: the strategy to switch to once the extra paid for
+        the products ``taken`` so far would have bought its set-up (and preparations)."""
+        now = self._products_cost(self._strategy, taken)
+        for index in range(len(self._strategies)):
+            if index == self._strategy:
+                continue
+            saved = now - self._products_cost(index, taken)
+            if saved > 0 and saved >= self._fixed_cost(index, taken):
+                return index
+        return None
 
     def _due(self, count: int) -> bool:
         """Whether the rent-or-buy test runs at this product: at the 1st, 2nd, 4th, 8th, ...
@@ -365,7 +384,11 @@ class JacobianOperator:
     # --- points -------------------------------------------------------------
     def update(self, x: Any, *contexts: Any) -> "JacobianOperator":
         """Move to a new point (same type, shape and dtype as before); returns ``self``."""
-        check_update(self._sig, self._ctx_kinds, x, contexts, "jacobian_operator")
+        sig = self._sig
+        # the common case checked inline (a solver's loop; see _decided on cold caches)
+        if contexts or not (type(x) is sig[0] and len(sig) == 4 and x.shape == sig[1] and x.dtype == sig[2]
+                            and (sig[3] is None or x.device == sig[3])):
+            check_update(sig, self._ctx_kinds, x, contexts, "jacobian_operator")
         if contexts:
             self._ctx = unwrap_contexts(contexts)
             self._contexts = contexts
@@ -450,15 +473,28 @@ class JacobianOperator:
 
     # --- products -------------------------------------------------------------
     def _product(self, kind: str, v: Any) -> Any:
-        if (self._vectors_native and kind != "gn" and type(v) is self._sig[0]
-                and v.shape == (self.n if kind == "jvp" else self.m,)):
+        if (self._vectors_native and type(v) is self._sig[0] and v.shape == (self.m if kind == "vjp" else self.n,)
+                and (kind != "gn" or (self._state is not None and ("gn", None) in self._shared["blocks"]))):
             # the hot path of a solver's loop: a JAX / torch vector for 1-d x and f(x) needs
-            # no reshaping, layout or result conversion (a GPU product can take 50 us)
-            strategy, state = self._ensure_state(kind, 1)
-            result = (strategy.jvp if kind == "jvp" else strategy.vjp)(state, v, False)
-            self._here[kind] = self._here.get(kind, 0) + 1
-            self.products[kind] += 1
-            return result
+            # no reshaping, layout or result conversion (a GPU product can take 50 us, and
+            # on a CPU the Python between large products runs with cold caches); G @ v
+            # once its modes are measured
+            here = self._here
+            n = sum(here.values()) + 1
+            if self._state is None or n & (n - 1) == 0 or n % 16 == 0:  # _due(1), inline
+                strategy, state = self._ensure_state(kind, 1)
+            else:
+                strategy, state = self._strategies[self._strategy], self._state
+            here[kind] = here.get(kind, 0) + 1
+            if kind == "jvp":
+                self.products["jvp"] += 1
+                return strategy.jvp(state, v, False)
+            self.products["vjp"] += 1
+            if kind == "vjp":
+                return strategy.vjp(state, v, False)
+            self.products["jvp"] += 1
+            mode = self._shared["blocks"][("gn", None)][self._strategy][0]
+            return self._apply(strategy, "gn", state, v, False, mode)
         size_in, inner, size_out = ((self.n, self._x_shape, self.m) if kind == "jvp" else
                                     (self.m, self._y_shape, self.n) if kind == "vjp" else
                                     (self.n, self._x_shape, self.n))
@@ -514,7 +550,10 @@ class JacobianOperator:
     @property
     def T(self) -> "_Transposed":
         """The transposed map ``Jᵀ`` (shape (n, m)): ``J.T @ w`` is a VJP."""
-        return _Transposed(self)
+        transposed = self.__dict__.get("_transposed")
+        if transposed is None or transposed._op is not self:  # a fork copies the dict
+            transposed = self._transposed = _Transposed(self)
+        return transposed
 
     # --- conversions ------------------------------------------------------------
     def aslinearoperator(self):

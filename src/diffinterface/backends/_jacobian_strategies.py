@@ -331,8 +331,11 @@ class TorchKeptGraph(Strategy):
     def vjp(self, state, w, batched, mode=None):
         import torch
 
-        self.prepare(state, "vjp")
+        if "y" not in state:
+            self.prepare(state, "vjp")
         y, leaf = state["y"], state["leaf"]
+        if not batched and y.requires_grad:  # the common case first: one backward
+            return torch.autograd.grad(y, leaf, cast_tensor(w, y.dtype), retain_graph=True)[0]
         if not y.requires_grad:  # f does not depend on x
             shape = (w.shape[0],) + tuple(leaf.shape) if batched else leaf.shape
             return torch.zeros(shape, dtype=leaf.dtype, device=leaf.device)
@@ -358,7 +361,10 @@ class TorchDoubleBackward(TorchKeptGraph):
     def jvp(self, state, t, batched, mode=None):
         import torch
 
-        if "gu" not in state or not state["gu"].requires_grad:
+        gu = state.get("gu")
+        if not batched and gu is not None and gu.requires_grad:  # the common case first: one backward
+            return torch.autograd.grad(gu, state["u"], cast_tensor(t, gu.dtype), retain_graph=True)[0]
+        if gu is None or not gu.requires_grad:
             y = state["value"]
             shape = (t.shape[0],) + tuple(y.shape) if batched else y.shape
             return torch.zeros(shape, dtype=y.dtype, device=y.device)
