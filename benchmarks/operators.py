@@ -70,7 +70,9 @@ def _args():
     p.add_argument("--threads", choices=["1", "default"], default="1")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--engines", default="jax,torch,autograd")
-    p.add_argument("--min-time", type=float, default=0.3, help="seconds per side per comparison")
+    # 1 s: with 0.3 s a row's ratio rests on about 7 held-out rounds and moved by 0.1-0.3
+    # between runs of the same code on a 2-core VM
+    p.add_argument("--min-time", type=float, default=1.0, help="seconds per side per comparison")
     p.add_argument("--no-write", action="store_true")
     return p.parse_args()
 
@@ -359,6 +361,7 @@ def main():
                f"{platform.system()} {platform.release()}; Python {platform.python_version()}; "
                f"{', '.join(versions)}; numpy {np.__version__}.\n"
                f"Command: `python benchmarks/operators.py{'' if ARGS.threads == '1' else ' --threads default'}` "
+               f"(--min-time {ARGS.min_time:g}) "
                f"({time.strftime('%Y-%m-%d %H:%M')}).\n\n{table}\n")
     path = os.path.join(HERE, "results", "operators.md")
     text = open(path).read() if os.path.exists(path) else ""
