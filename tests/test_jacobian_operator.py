@@ -129,6 +129,44 @@ def test_every_strategy_agrees_and_switches(engine, measure_all):
     assert J.strategy in {s.name for s in J._strategies}
 
 
+@pytest.mark.parametrize("engine", ["jax", "torch"])
+def test_solver_loop_choice_switch_and_memo(engine, measure_all):
+    """Native 1-d vectors (the solver-loop hot path): with fixed costs, a point expecting
+    one product of each kind takes the set-up-free strategy, switches by rent-or-buy at
+    the 8th product, and the next point starts with the other; memoized answers are
+    dropped when a block measurement changes the costs; J @ v, J.T @ w and G @ v agree
+    with the closed form throughout."""
+    backend, xp, asarray = ENGINES[engine]
+    make, jac = problem((6,), (6,))
+    f = make(xp, asarray)
+    rng = np.random.default_rng(6)
+    J = jacobian_operator(f, backend, asarray(rng.normal(size=6)))
+    G = gauss_newton_operator(f, backend, asarray(rng.normal(size=6)))
+    costs = [(0.0, 0.0, 0.0, 1.0, 1.0), (5.0, 0.0, 0.0, 0.1, 0.1)]  # (set-up, preps, JVP, VJP)
+    J._shared["costs"] = costs
+    seen = []
+    for products in (2, 20, 2):
+        x = rng.normal(size=6)
+        J.update(asarray(x))
+        G.update(asarray(x))
+        strategies = []
+        for i in range(products):
+            v = rng.normal(size=6)
+            out = J @ asarray(v) if i % 2 == 0 else J.T @ asarray(v)
+            close(out, (jac(x) if i % 2 == 0 else jac(x).T) @ v, 1e-12)
+            close(G @ asarray(v), jac(x).T @ (jac(x) @ v), 1e-12)
+            strategies.append(J._strategy)
+        seen.append(strategies)
+    assert seen[0] == [0, 0]
+    assert seen[1] == [0] * 7 + [1] * 13  # 0.9 saved per product pays the set-up of 5 by the 8th
+    assert seen[2] == [1, 1]  # the previous point took 20 products
+    decisions = J._shared["decisions"]
+    assert ("choose", ("jvp", 1), ("vjp", 1)) in decisions
+    J @ asarray(rng.normal(size=(6, 3)))  # a block measurement changes the costs
+    J @ asarray(rng.normal(size=6))
+    assert ("choose", ("jvp", 1), ("vjp", 1)) not in J._shared["decisions"]
+
+
 def test_update_does_not_retrace_or_recompile(measure_all):
     traces = []
     make, jac = problem((5,), (7,))
