@@ -52,6 +52,13 @@ def signature(x: Any) -> tuple:
     return (t, tuple(shape), x.dtype, device)
 
 
+def matches_signature(x: Any, sig: tuple) -> bool:
+    """``signature(x) == sig`` for an array's signature, without building the tuple
+    (operators check every ``update`` of a solver's loop)."""
+    return (type(x) is sig[0] and len(sig) == 4 and x.shape == sig[1] and x.dtype == sig[2]
+            and (sig[3] is None or x.device == sig[3]))
+
+
 def describe_signature(sig: tuple) -> str:
     if len(sig) == 1:
         return sig[0].__name__

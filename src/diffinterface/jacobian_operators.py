@@ -60,7 +60,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, signature
+from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, matches_signature, signature
 from diffinterface._errors import InvalidInputError, UnsupportedOperationError
 from diffinterface._timing import block
 from diffinterface.linear_operators import PIPELINE
@@ -91,6 +91,11 @@ def _ones_like(a: Any) -> Any:
     if hasattr(a, "detach"):  # torch: same device and dtype
         return a.detach() * 0 + 1
     return np.ones(np.shape(a), dtype=_np_dtype(a.dtype))  # NumPy, and JAX with x64 off
+
+
+def _test_point(n: int) -> bool:
+    """Whether the n-th product at a point runs the rent-or-buy test (see ``_due``)."""
+    return (n & (n - 1)) == 0 or n % 16 == 0
 
 
 def _aliases(result: Any, seeds: Any) -> bool:
@@ -305,8 +310,7 @@ class JacobianOperator:
         product taken at the point and every 16th after (a switch comes at most about 2x
         later in products than with a test at every one, and single products skip the
         cost arithmetic)."""
-        n = sum(self._here.values()) + count
-        return count > 1 or (n & (n - 1)) == 0 or n % 16 == 0
+        return count > 1 or _test_point(sum(self._here.values()) + count)
 
     @staticmethod
     def _modes(strategy: Any, kind: str, k: int | None) -> list:
@@ -384,11 +388,8 @@ class JacobianOperator:
     # --- points -------------------------------------------------------------
     def update(self, x: Any, *contexts: Any) -> "JacobianOperator":
         """Move to a new point (same type, shape and dtype as before); returns ``self``."""
-        sig = self._sig
-        # the common case checked inline (a solver's loop; see _decided on cold caches)
-        if contexts or not (type(x) is sig[0] and len(sig) == 4 and x.shape == sig[1] and x.dtype == sig[2]
-                            and (sig[3] is None or x.device == sig[3])):
-            check_update(sig, self._ctx_kinds, x, contexts, "jacobian_operator")
+        if contexts or not matches_signature(x, self._sig):  # the common case without building a signature
+            check_update(self._sig, self._ctx_kinds, x, contexts, "jacobian_operator")
         if contexts:
             self._ctx = unwrap_contexts(contexts)
             self._contexts = contexts
@@ -480,8 +481,7 @@ class JacobianOperator:
             # on a CPU the Python between large products runs with cold caches); G @ v
             # once its modes are measured
             here = self._here
-            n = sum(here.values()) + 1
-            if self._state is None or n & (n - 1) == 0 or n % 16 == 0:  # _due(1), inline
+            if self._state is None or _test_point(sum(here.values()) + 1):  # _due(1)
                 strategy, state = self._ensure_state(kind, 1)
             else:
                 strategy, state = self._strategies[self._strategy], self._state

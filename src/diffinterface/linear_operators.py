@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, signature, to_like
+from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, matches_signature, signature, to_like
 from diffinterface._errors import InvalidInputError
 from diffinterface._timing import block, fastest_time
 from diffinterface.prep import check_update
@@ -243,8 +243,7 @@ class HessianOperator:
     def update(self, x: Any, *contexts: Any) -> "HessianOperator":
         """Move to a new point (same type, shape and dtype); returns ``self``."""
         sig = self._sig
-        if not (self._plain and not contexts and type(x) is sig[0] and x.shape == sig[1] and x.dtype == sig[2]
-                and (sig[3] is None or x.device == sig[3])):
+        if not (self._plain and not contexts and matches_signature(x, sig)):
             if self._spec is not None:
                 x = self._spec.ravel(x)
             check_update(sig, self._ctx_kinds, x, contexts, "hessian_operator")

@@ -174,6 +174,10 @@ class _SparseEngine(Engine):
         native = self.dense.to_native(np.ascontiguousarray(column).reshape(shape).astype(_np_dtype(dtype)))
         return native if self._device is None else native.to(self._device)
 
+    def _seed_vectors(self, matrix, shape, dtype) -> tuple:
+        """The columns of a seed matrix as seed vectors (see ``_seed``)."""
+        return tuple(self._seed(matrix[:, c], shape, dtype) for c in range(matrix.shape[1]))
+
     def _detect_and_color(self, f, x, ctx, m: int, n: int) -> None:
         if hasattr(x, "is_cuda"):  # torch
             self._device = x.device
@@ -358,10 +362,6 @@ class SparseJacobianEngine(_SparseEngine):
         self._detect_and_color(f, x, ctx, m, n)
         return y_shape, y_dtype
 
-    def _seeds(self, shape, dtype):
-        seed = self.result.seed_matrix()  # (n or m, c)
-        return tuple(self._seed(seed[:, c], shape, dtype) for c in range(self.result.ncolors))
-
     def _build(self, f, ex, compiled, with_value: bool):
         m, n = int(np.prod(ex.y_shape)), int(np.prod(ex.x_shape))
         if self.result is None:
@@ -375,7 +375,8 @@ class SparseJacobianEngine(_SparseEngine):
         if self.partition == "bidirectional":
             return self._assemble(self._mixed(f, ex, compiled and not fuse, with_value), ex, fuse, int(with_value))
         column = self.partition == "column"
-        seeds = self._seeds(ex.x_shape, ex.x_dtype) if column else self._seeds(ex.y_shape, ex.y_dtype)
+        seed_shape, seed_dtype = (ex.x_shape, ex.x_dtype) if column else (ex.y_shape, ex.y_dtype)
+        seeds = self._seed_vectors(self.result.seed_matrix(), seed_shape, seed_dtype)  # one per color
         bex = Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, len(seeds))
         size = m if column else n
         stack = self.dense.stack
@@ -404,10 +405,8 @@ class SparseJacobianEngine(_SparseEngine):
         s_rows, s_cols = self.result.seed_matrix()
         dense, stack = self.dense, self.dense.stack
 
-        def seeds_of(matrix, shape, dtype):
-            return tuple(self._seed(matrix[:, c], shape, dtype) for c in range(matrix.shape[1]))
-
-        col_seeds, row_seeds = seeds_of(s_cols, ex.x_shape, ex.x_dtype), seeds_of(s_rows, ex.y_shape, ex.y_dtype)
+        col_seeds = self._seed_vectors(s_cols, ex.x_shape, ex.x_dtype)
+        row_seeds = self._seed_vectors(s_rows, ex.y_shape, ex.y_dtype)
 
         def batch(k):
             return Example(ex.x_shape, ex.x_dtype, ex.y_shape, ex.y_dtype, k)
