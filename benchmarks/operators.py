@@ -3,6 +3,8 @@
     python benchmarks/operators.py                     # engines pinned to 1 thread (writes results/operators.md)
     python benchmarks/operators.py --threads default   # default thread pools (its own section)
     python benchmarks/operators.py --quick             # smaller sizes, shorter timings, nothing written
+    python benchmarks/operators.py --engines torch --functions mlp --rows "J.T@W"
+                                                       # one row, every side's median printed, nothing written
 
 Functions (float64):
 
@@ -74,6 +76,9 @@ def _args():
     # between runs of the same code on a 2-core VM
     p.add_argument("--min-time", type=float, default=1.0, help="seconds per side per comparison")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--functions", default="stencil,mlp", help="comma-separated: stencil, mlp")
+    p.add_argument("--rows", default="", help="only workloads whose label contains this (e.g. 'J.T@W' or '1 x'); "
+                   "implies --no-write")
     return p.parse_args()
 
 
@@ -266,6 +271,8 @@ def run_engine(name, rows):
 
     backend, xp, asarray, arr, block, natives_of, version, (as_rows, assemble) = engine_setup(name)
     for fname, (f, n, m) in make_functions(xp, asarray).items():
+        if fname not in ARGS.functions.split(","):
+            continue
         xs, v, w, V, W = data(n, m)
         xs, v, w, V, W = [arr(x) for x in xs], arr(v), arr(w), arr(V), arr(W)
         natives = natives_of(f)
@@ -278,6 +285,8 @@ def run_engine(name, rows):
             return xs[cycle["i"]]
 
         def compare(label, di_fn, native_fns):
+            if ARGS.rows and ARGS.rows not in label:
+                return
             for fn in [di_fn] + list(native_fns.values()):
                 for _ in range(4):  # warm-up: compile, and let the operator learn the workload
                     fn()
@@ -294,6 +303,8 @@ def run_engine(name, rows):
             rows.append([name, fname, label, f"{medians[0] * 1e3:.3f}", names[best], f"{medians[1 + best] * 1e3:.3f}",
                          f"{ratio:.2f}", J.strategy if not label.startswith("(b)") else G.jacobian.strategy])
             print(" | ".join(map(str, rows[-1])), flush=True)
+            if ARGS.rows:  # a focused run: every side's held-out median
+                print("    " + ", ".join(f"{k} {statistics.median(s) * 1e3:.3f}" for k, s in zip(["di"] + names, held_out)))
 
         for mm in (1, 10, 50):
             def di_work(mm=mm):
@@ -354,7 +365,7 @@ def main():
     table = "| " + " | ".join(header) + " |\n|" + "|".join("---" for _ in header) + "|\n"
     table += "\n".join("| " + " | ".join(map(str, r)) + " |" for r in rows)
     print(table)
-    if ARGS.quick or ARGS.no_write:
+    if ARGS.quick or ARGS.no_write or ARGS.rows or ARGS.functions != "stencil,mlp":
         return
     threads = "1 thread (pinned)" if ARGS.threads == "1" else "default threads"
     section = (f"## {threads}\n\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

@@ -19,9 +19,11 @@ by measurement (see ``backends/_jacobian_strategies.py``):
   JVP or VJP per product; nothing kept); neither computes f(x) unless
   ``value`` is asked for;
 * torch: ``kept_graph`` (the forward graph kept, built at the first VJP: VJPs
-  are backward passes with ``retain_graph=True``, JVPs ``torch.func.jvp``) or
+  are backward passes with ``retain_graph=True``, JVPs ``torch.func.jvp``),
   ``double_backward`` (JVPs by a backward pass through the kept graph of
-  ``u -> Jᵀu``);
+  ``u -> Jᵀu``) or ``recompute`` (``torch.func.jvp`` / ``torch.func.vjp`` per
+  product, nothing kept; a block of VJPs is one ``torch.func.vmap`` of the
+  pullback: matrix-matrix products for dense layers);
 * autograd: ``make_vjp`` (the kept trace, built at the first VJP; JVPs by
   ``make_jvp``) or ``vjp_of_vjp`` (JVPs through the trace of ``u -> Jᵀu``);
 * finite differences: JVPs by differences, VJPs through the Jacobian (built
@@ -31,7 +33,10 @@ The strategies of an engine are timed once at construction (set-up, the
 per-kind preparations, JVP and VJP cost, products queued back to back as a
 solver runs them; in alternating rounds, the fastest of each; with an
 ``AutoSparse`` backend at the first product instead, so an operator used
-only for ``value`` and ``tosparse()`` never compiles them).
+only for ``value`` and ``tosparse()`` never compiles them).  Products that two
+strategies run with the same code (torch's VJPs through the kept forward graph
+in ``kept_graph`` and ``double_backward``, say) are timed once and share the
+cost, so timing noise never decides between equal products.
 The first block of each kind and size (``J @ V``, ``J.T @ W``, ``G @ V``)
 and the first ``G @ v`` time every strategy in each of its modes (vmap, a
 loop of single products, for JAX ``lax.map`` inside the jitted call; for
@@ -189,12 +194,26 @@ class JacobianOperator:
                     return None
         # rounds alternating between the strategies, the fastest of each: the least
         # disturbed by other load (which comes in bursts longer than one product)
+        # products a twin runs the same code for are timed once, as the twin's (one cost:
+        # timing noise never decides between equal products; construction stays shorter)
+        twins = {(index, position): self._twin(index, kind)
+                 for index in range(len(runs)) for position, kind in ((3, "jvp"), (4, "vjp"))}
         best = [[float("inf")] * 5 for _ in runs]
         for _ in range(5):
             for index, timers in enumerate(runs):
                 for position, fn in enumerate(timers):
-                    best[index][position] = min(best[index][position], fn())
+                    if twins.get((index, position)) is None:
+                        best[index][position] = min(best[index][position], fn())
+        for (index, position), twin in twins.items():
+            if twin is not None:
+                best[index][position] = best[twin][position]
         return [tuple(b) for b in best]
+
+    def _twin(self, index: int, kind: str) -> int | None:
+        """The strategy whose products of ``kind`` run the same code as strategy
+        ``index``'s (see ``Strategy.same_products``), or None."""
+        name = self._strategies[index].same_products.get(kind)
+        return next((i for i, s in enumerate(self._strategies) if s.name == name and i != index), None)
 
     def _timers(self, strategy, state, xn, t, w) -> list:
         ctx = self._ctx
@@ -346,6 +365,8 @@ class JacobianOperator:
             return None  # the default strategy in its default mode
         candidates = []  # (strategy index, mode, run)
         for index, strategy in enumerate(self._strategies):
+            if self._twin(index, kind) is not None:
+                continue  # timed as its twin (see Strategy.same_products)
             if index == self._strategy and self._state is not None:
                 state = self._state
             else:
@@ -370,7 +391,9 @@ class JacobianOperator:
                 seconds[position] = min(seconds[position], run())
         result = []
         for index in range(len(self._strategies)):
-            mine = [(seconds[p], mode) for p, (i, mode, _) in enumerate(candidates) if i == index]
+            twin = self._twin(index, kind)
+            mine = [(seconds[p], mode) for p, (i, mode, _) in enumerate(candidates) if i == (index if twin is None
+                                                                                           else twin)]
             fastest = min(mine, key=lambda pair: pair[0])
             result.append((fastest[1], fastest[0]))
         blocks[key] = result

@@ -41,8 +41,10 @@ Per engine (every engine module is imported lazily, inside the builders):
   sharing the primal computation).
 * torch: ``kept_graph`` (the forward graph kept at x, built at the first VJP:
   each VJP is one backward with ``retain_graph=True``; JVPs by
-  ``torch.func.jvp``) and ``double_backward`` (also keeps ``u -> Jᵀu`` with
-  ``create_graph=True``; each JVP is then one backward through that graph).
+  ``torch.func.jvp``), ``double_backward`` (also keeps ``u -> Jᵀu`` with
+  ``create_graph=True``; each JVP is then one backward through that graph) and
+  ``recompute`` (``torch.func.jvp`` / ``torch.func.vjp`` per product, nothing
+  kept; its vmapped pullback wins VJP blocks through dense layers).
 * autograd: ``make_vjp`` (the kept trace, built at the first VJP: VJPs are one
   reverse pass; JVPs by ``make_jvp``) and ``vjp_of_vjp`` (``make_vjp`` of the
   linear map ``u -> Jᵀu``: each JVP is one reverse pass through the kept
@@ -138,6 +140,10 @@ class Strategy:
     columns = False
     #: block modes, the default first
     modes: tuple = ("loop",)
+    #: {"jvp" | "vjp": name of another strategy whose products of that kind run the
+    #: same code at the same cost}: the operator times such twins as one (taking the
+    #: fastest of both timings), so timing noise never decides between equal products
+    same_products: dict = {}
 
     def prepare(self, state, kind):
         return None
@@ -344,6 +350,7 @@ class TorchKeptGraph(Strategy):
 
 class TorchDoubleBackward(TorchKeptGraph):
     name = "double_backward"
+    same_products = {"vjp": "kept_graph"}  # a backward through the same kept forward graph
 
     def setup(self, x, ctx):
         import torch
@@ -369,6 +376,47 @@ class TorchDoubleBackward(TorchKeptGraph):
             shape = (t.shape[0],) + tuple(y.shape) if batched else y.shape
             return torch.zeros(shape, dtype=y.dtype, device=y.device)
         return _grad_through(self, state["gu"], state["u"], cast_tensor(t, state["gu"].dtype), batched, mode)
+
+
+class TorchRecompute(TorchKeptGraph):
+    """``torch.func.jvp`` / ``torch.func.vjp`` per product, nothing kept at x (the
+    forward is recomputed by each product); blocks through one ``torch.func.vjp``
+    whose pullback is vmapped (mode "vmap") or looped: functorch's batching rules
+    turn a dense layer's k backward passes into matrix-matrix products, where the
+    kept graph's ``is_grads_batched`` falls back to slower rules."""
+
+    name = "recompute"
+    same_products = {"jvp": "kept_graph"}  # torch.func.jvp at x
+
+    def prepare(self, state, kind):
+        return None
+
+    def value(self, state):
+        if "value" not in state:
+            import torch
+
+            with torch.no_grad():
+                state["value"] = self.f(state["x"], *state["ctx"])
+        return state["value"]
+
+    def vjp(self, state, w, batched, mode=None):
+        import torch
+        from torch.func import vjp, vmap
+
+        x, ctx = state["x"], state["ctx"]
+        y, pullback = vjp(lambda z: self.f(z, *ctx), x)
+        state.setdefault("value", y.detach())
+        w = cast_tensor(w, y.dtype)
+        if not batched:
+            return pullback(w)[0]
+        if mode == "vmap" and getattr(self, "_vjp_vmap", True):
+            try:
+                return vmap(pullback)(w)[0]
+            except RuntimeError as error:
+                if "vmap" not in str(error) and "functorch" not in str(error):
+                    raise
+                self._vjp_vmap = False
+        return _loop(lambda s: pullback(s)[0], w)
 
 
 def _grad_through(owner, out, inp, seeds, batched, mode):
@@ -429,6 +477,7 @@ class AutogradMakeVjp(Strategy):
 
 class AutogradVjpOfVjp(AutogradMakeVjp):
     name = "vjp_of_vjp"
+    same_products = {"vjp": "make_vjp"}  # the same kept forward trace
 
     def setup(self, x, ctx):
         from autograd import make_vjp
@@ -542,7 +591,7 @@ def jacobian_strategies(engine: Any, f, ex: Example) -> list:
     if module.endswith("._jax"):
         return [JaxRecompute(f, ex), JaxLinearize(f, ex)]
     if module.endswith("._torch"):
-        return [TorchKeptGraph(f, ex), TorchDoubleBackward(f, ex)]
+        return [TorchKeptGraph(f, ex), TorchDoubleBackward(f, ex), TorchRecompute(f, ex)]
     if module.endswith("._autograd"):
         return [AutogradMakeVjp(f, ex), AutogradVjpOfVjp(f, ex)]
     if module.endswith("._finite_diff"):
