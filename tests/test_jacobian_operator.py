@@ -163,9 +163,21 @@ def test_solver_loop_choice_switch_and_memo(engine, measure_all):
     assert seen[2] == [1, 1]  # the previous point took 20 products
     decisions = J._shared["decisions"]
     assert ("choose", ("jvp", 1), ("vjp", 1)) in decisions
-    J @ asarray(rng.normal(size=(6, 3)))  # a block measurement changes the costs
-    J @ asarray(rng.normal(size=6))
+    for question in [q for q in decisions if q[0] == "switch"]:
+        del decisions[question]
+    x = rng.normal(size=6)
+    J.update(asarray(x))  # the workload its strategy is chosen for: no rent-or-buy test
+    close(J @ asarray(v), jac(x) @ v, 1e-12)
+    close(J.T @ asarray(v), jac(x).T @ v, 1e-12)
+    assert J._strategy == 0 and not [q for q in decisions if q[0] == "switch"]
+    J @ asarray(rng.normal(size=6))  # beyond it (the 3rd product): the test runs again
+    J.T @ asarray(rng.normal(size=6))
+    assert ("switch", 0, ("jvp", 2), ("vjp", 2)) in decisions
+    J @ asarray(rng.normal(size=(6, 3)))  # a block measurement changes the costs ...
+    J.update(asarray(rng.normal(size=6)))
+    J @ asarray(rng.normal(size=6))  # ... so the next decision starts a fresh memo
     assert ("choose", ("jvp", 1), ("vjp", 1)) not in J._shared["decisions"]
+    assert set(J._shared["decisions"]) == {"blocks", ("choose", ("jvp", 2), ("vjp", 2), (("jvp", 3), 1))}
 
 
 def test_update_does_not_retrace_or_recompile(measure_all):

@@ -43,8 +43,8 @@ loop of single products, for JAX ``lax.map`` inside the jitted call; for
 ``G @ v`` one fused call or a JVP then a VJP): which is fastest depends on f
 by 2-3x either way.  At each new point the operator takes the strategy
 cheapest for the products taken at the previous point (singles and blocks),
-and within a point it switches once the products taken make a costlier
-set-up pay for itself.  When the first strategy costs under
+and within a point, once the products taken exceed that workload, it
+switches when they make a costlier set-up pay for itself.  When the first strategy costs under
 ``MEASURE_ABOVE_S`` (0.1 ms) for a set-up and one product of each kind, call
 overhead dominates and it is used alone, in its default mode.
 
@@ -303,7 +303,7 @@ class JacobianOperator:
                     work[key] = max(work.get(key, 0), count)
                 self._strategy = self._decided(("choose", *work.items()), lambda: self._choose(work))
             self._state = self._strategies[self._strategy].setup(self._x, self._ctx)
-        elif key is not None and self._shared["costs"] is not None and self._due(count):
+        elif key is not None and self._shared["costs"] is not None and self._due(key, count):
             taken = dict(self._here)
             taken[key] = taken.get(key, 0) + count
             index = self._decided(("switch", self._strategy, *taken.items()), lambda: self._switch_to(taken))
@@ -324,11 +324,15 @@ class JacobianOperator:
                 return index
         return None
 
-    def _due(self, count: int) -> bool:
-        """Whether the rent-or-buy test runs at this product: at the 1st, 2nd, 4th, 8th, ...
-        product taken at the point and every 16th after (a switch comes at most about 2x
-        later in products than with a test at every one, and single products skip the
-        cost arithmetic)."""
+    def _due(self, key: Any, count: int) -> bool:
+        """Whether the rent-or-buy test runs at this product: never while the products of
+        its kind stay within the workload the strategy was chosen for (the choice already
+        counted them: in a solver's loop, where every point takes the same products, no
+        test runs at all); beyond it at the 1st, 2nd, 4th, 8th, ... product taken at the
+        point and every 16th after (a switch comes at most about 2x later in products than
+        with a test at every one, and single products skip the cost arithmetic)."""
+        if self._here.get(key, 0) + count <= self._expected.get(key, 0):
+            return False
         return count > 1 or _test_point(sum(self._here.values()) + count)
 
     @staticmethod
@@ -416,11 +420,12 @@ class JacobianOperator:
         if contexts:
             self._ctx = unwrap_contexts(contexts)
             self._contexts = contexts
+        self._state = None  # the previous point's state first: its memory serves the copy
         self._x = self._engine.copy_native(self._engine.to_native(x))
         if self._here:
             self._expected = self._here
         self._here = {}
-        self._state, self._strategy = None, None
+        self._strategy = None
         return self
 
     @property
@@ -504,11 +509,13 @@ class JacobianOperator:
             # on a CPU the Python between large products runs with cold caches); G @ v
             # once its modes are measured
             here = self._here
-            if self._state is None or _test_point(sum(here.values()) + 1):  # _due(1)
+            taken = here.get(kind, 0) + 1
+            if self._state is None or (taken > self._expected.get(kind, 0)
+                                       and _test_point(sum(here.values()) + 1)):  # _due(kind, 1)
                 strategy, state = self._ensure_state(kind, 1)
             else:
                 strategy, state = self._strategies[self._strategy], self._state
-            here[kind] = here.get(kind, 0) + 1
+            here[kind] = taken
             if kind == "jvp":
                 self.products["jvp"] += 1
                 return strategy.jvp(state, v, False)
@@ -556,7 +563,7 @@ class JacobianOperator:
         return self._product("gn", v)
 
     def __matmul__(self, v: Any) -> Any:
-        return self._jvp(v)
+        return self._product("jvp", v)
 
     def __rmatmul__(self, w: Any) -> Any:
         """``w @ J`` for ``w`` of shape (m,) -> (n,), or ``W`` of shape (k, m) -> (k, n)."""
@@ -648,7 +655,7 @@ class _Transposed:
         return self._op
 
     def __matmul__(self, w: Any) -> Any:
-        return self._op._vjp(w)
+        return self._op._product("vjp", w)
 
     def __rmatmul__(self, v: Any) -> Any:
         return self._op._jvp(v.T).T if np.ndim(v) == 2 else self._op._jvp(v)
