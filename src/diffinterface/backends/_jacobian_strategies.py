@@ -387,6 +387,9 @@ class TorchRecompute(TorchKeptGraph):
 
     name = "recompute"
     same_products = {"jvp": "kept_graph"}  # torch.func.jvp at x
+    # a loop of pullbacks runs kept_graph's backward passes (plus functorch's wrapping):
+    # only the vmapped pullback is worth timing (vmap failing on f falls back to the loop)
+    modes = ("vmap",)
 
     def prepare(self, state, kind):
         return None
