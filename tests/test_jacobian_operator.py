@@ -129,9 +129,9 @@ def test_every_strategy_agrees_and_switches(engine, measure_all):
     assert J.strategy in {s.name for s in J._strategies}
 
 
-@pytest.mark.parametrize("engine", ["jax", "torch"])
+@pytest.mark.parametrize("engine", ["jax", "torch", "autograd"])
 def test_solver_loop_choice_switch_and_memo(engine, measure_all):
-    """Native 1-d vectors (the solver-loop hot path): with fixed costs, a point expecting
+    """Native 1-d vectors (the solver-loop hot path; NumPy for autograd): with fixed costs, a point expecting
     one product of each kind takes the set-up-free strategy, switches by rent-or-buy at
     the 8th product, and the next point starts with the other; memoized answers are
     dropped when a block measurement changes the costs; J @ v, J.T @ w and G @ v agree
@@ -139,9 +139,11 @@ def test_solver_loop_choice_switch_and_memo(engine, measure_all):
     backend, xp, asarray = ENGINES[engine]
     make, jac = problem((6,), (6,))
     f = make(xp, asarray)
+    asarray = jnp.asarray if engine == "jax" else asarray  # the engine's own vectors
     rng = np.random.default_rng(6)
     J = jacobian_operator(f, backend, asarray(rng.normal(size=6)))
     G = gauss_newton_operator(f, backend, asarray(rng.normal(size=6)))
+    assert J._vectors_native
     costs = [(0.0, 0.0, 0.0, 1.0, 1.0), (5.0, 0.0, 0.0, 0.1, 0.1)]  # (set-up, preps, JVP, VJP)
     costs += [(9.0, 0.0, 0.0, 9.0, 9.0)] * (len(J._strategies) - 2)  # torch's recompute: never chosen
     J._shared["costs"] = costs
@@ -178,6 +180,9 @@ def test_solver_loop_choice_switch_and_memo(engine, measure_all):
     J @ asarray(rng.normal(size=6))  # ... so the next decision starts a fresh memo
     assert ("choose", ("jvp", 1), ("vjp", 1)) not in J._shared["decisions"]
     assert set(J._shared["decisions"]) == {"blocks", ("choose", ("jvp", 2), ("vjp", 2), (("jvp", 3), 1))}
+    if engine == "autograd":  # the hot path hands back plain writable arrays
+        out = J.T @ np.ones(6)
+        assert type(out) is np.ndarray and out.flags.writeable
 
 
 def test_update_does_not_retrace_or_recompile(measure_all):

@@ -160,7 +160,7 @@ class JacobianOperator:
         self._state = None
         self.products = {"jvp": 0, "vjp": 0}  # totals, for inspection
         self._workspace: dict = {}  # k-leading copies of blocks, reused (see k_leading)
-        self._vectors_native = (self._kind == getattr(engine, "native_kind", None) and self._kind not in (NUMPY, SCALAR)
+        self._vectors_native = (self._kind == getattr(engine, "native_kind", None) and self._kind != SCALAR
                                 and len(self._x_shape) == 1 and len(self._y_shape) == 1)
 
     # --- strategy choice ---------------------------------------------------
@@ -504,10 +504,10 @@ class JacobianOperator:
     def _product(self, kind: str, v: Any) -> Any:
         if (self._vectors_native and type(v) is self._sig[0] and v.shape == (self.m if kind == "vjp" else self.n,)
                 and (kind != "gn" or (self._state is not None and ("gn", None) in self._shared["blocks"]))):
-            # the hot path of a solver's loop: a JAX / torch vector for 1-d x and f(x) needs
-            # no reshaping, layout or result conversion (a GPU product can take 50 us, and
-            # on a CPU the Python between large products runs with cold caches); G @ v
-            # once its modes are measured
+            # the hot path of a solver's loop: an engine's own vector (JAX, torch, NumPy for
+            # autograd and finite differences) for 1-d x and f(x) needs no reshaping, layout
+            # or result conversion (a GPU product can take 50 us, and on a CPU the Python
+            # between large products runs with cold caches); G @ v once its modes are measured
             here = self._here
             taken = here.get(kind, 0) + 1
             if self._state is None or (taken > self._expected.get(kind, 0)
@@ -518,13 +518,18 @@ class JacobianOperator:
             here[kind] = taken
             if kind == "jvp":
                 self.products["jvp"] += 1
-                return strategy.jvp(state, v, False)
-            self.products["vjp"] += 1
-            if kind == "vjp":
-                return strategy.vjp(state, v, False)
-            self.products["jvp"] += 1
-            mode = self._shared["blocks"][("gn", None)][self._strategy][0]
-            return self._apply(strategy, "gn", state, v, False, mode)
+                result = strategy.jvp(state, v, False)
+            elif kind == "vjp":
+                self.products["vjp"] += 1
+                result = strategy.vjp(state, v, False)
+            else:
+                self.products["jvp"] += 1
+                self.products["vjp"] += 1
+                mode = self._shared["blocks"][("gn", None)][self._strategy][0]
+                result = self._apply(strategy, "gn", state, v, False, mode)
+            if self._kind is NUMPY and type(result) is not np.ndarray:  # a plain array, as _finish gives
+                result = np.asarray(result)
+            return result
         size_in, inner, size_out = ((self.n, self._x_shape, self.m) if kind == "jvp" else
                                     (self.m, self._y_shape, self.n) if kind == "vjp" else
                                     (self.n, self._x_shape, self.n))
