@@ -536,12 +536,15 @@ def test_lazy_set_up_per_kind():
     kept = J._strategies[0]
     state = kept.setup(torch.as_tensor(x), ())
     close(kept.jvp(state, torch.ones(5, dtype=torch.float64), False).numpy(), jac(x) @ np.ones(5), 1e-12)
-    assert "leaf" not in state  # JVPs alone never build the forward graph
+    assert "leaf" not in state  # JVPs alone never build the forward graph ...
+    kept.prepare(state, "jvp")
+    assert "leaf" not in state  # ... nor their preparation (timed as such by the operator)
     close(kept.vjp(state, torch.ones(3, dtype=torch.float64), False).numpy(), jac(x).T @ np.ones(3), 1e-12)
     assert "leaf" in state
     Ja = jacobian_operator(make(anp, np.asarray), di.AutoAutograd(), x)
     state = Ja._strategies[0].setup(x, ())
     Ja._strategies[0].jvp(state, np.ones(5), False)
+    Ja._strategies[0].prepare(state, "jvp")
     assert "pull" not in state  # autograd's forward trace only for VJPs
     Jj = jacobian_operator(make(jnp, np.asarray), di.AutoJAX(), x)
     for strategy in Jj._strategies:  # JAX: f(x) computed only when asked for

@@ -335,14 +335,15 @@ class JacobianOperator:
             return False
         return count > 1 or _test_point(sum(self._here.values()) + count)
 
-    @staticmethod
-    def _modes(strategy: Any, kind: str, k: int | None) -> list:
+    def _modes(self, strategy: Any, kind: str, k: int | None) -> list:
         """The ways ``strategy`` can evaluate a product of ``kind`` (a block when k is
-        given), the default first: its block modes; for ``G @ v`` also ("composed", mode):
-        a JVP then a VJP, two calls, for where XLA's fusion of the two sweeps into one
-        loop recomputes the intermediate (a stencil's neighbours) and costs more than
-        the second dispatch."""
-        modes = list(strategy.modes) if k is not None else [None]
+        given), the default first: its block modes (its twin's for products it shares with
+        a twin); for ``G @ v`` also ("composed", mode): a JVP then a VJP, two calls, for
+        where XLA's fusion of the two sweeps into one loop recomputes the intermediate (a
+        stencil's neighbours) and costs more than the second dispatch."""
+        twin = strategy.same_products.get(kind)
+        source = next((s for s in self._strategies if s.name == twin), strategy)
+        modes = list(source.modes) if k is not None else [None]
         return modes + [("composed", m) for m in modes] if kind == "gn" else modes
 
     @staticmethod

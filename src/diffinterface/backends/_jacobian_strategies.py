@@ -303,7 +303,7 @@ class TorchKeptGraph(Strategy):
 
     def prepare(self, state, kind):
         """The forward graph at x (VJPs and the value need it; JVPs do not)."""
-        if "y" not in state:
+        if kind == "vjp" and "y" not in state:
             import torch
 
             leaf = state["x"].detach().requires_grad_(True)
@@ -450,7 +450,7 @@ class AutogradMakeVjp(Strategy):
 
     def prepare(self, state, kind):
         """The forward trace at x (VJPs and the value need it; JVPs retrace with make_jvp)."""
-        if "pull" not in state:
+        if kind == "vjp" and "pull" not in state:
             from autograd import make_vjp
 
             state["pull"], state["y"] = make_vjp(lambda z: self.f(z, *state["ctx"]))(state["x"])
