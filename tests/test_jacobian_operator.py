@@ -529,6 +529,22 @@ def test_twin_products_are_timed_as_one(engine, measure_all):
             assert per_strategy[i] == per_strategy[j]
 
 
+def test_close_calls_between_twins_go_to_the_cheaper_products():
+    make, jac = problem((6,), (6,))
+    J = jacobian_operator(make(torch, torch.as_tensor), di.AutoTorch(), torch.ones(6, dtype=torch.float64))
+    assert [s.name for s in J._strategies] == ["kept_graph", "double_backward", "recompute"]
+    pair = {"jvp": 1, "vjp": 1}
+    # (set-up, JVP prep, VJP prep, JVP, VJP): kept_graph 1.75, double_backward 1.88 (7% dearer)
+    J._shared["costs"] = [(0.0, 0.0, 0.3, 1.0, 0.45), (0.95, 0.0, 0.0, 0.48, 0.45), (0.0, 0.0, 0.0, 1.0, 1.1)]
+    assert J._choose(pair) == 1  # twins within 10%: the cheaper products
+    assert J._choose({"jvp": 1}) in (0, 2)  # one JVP: 1.0 against 1.43, not a close call
+    J._shared["costs"][1] = (1.3, 0.0, 0.0, 0.48, 0.45)  # double_backward now 2.23 (27% dearer)
+    assert J._choose(pair) == 0
+    Jj = jacobian_operator(make(jnp, np.asarray), di.AutoJAX(), np.ones(6))  # no twins: the cheapest
+    Jj._shared["costs"] = [(0.0, 0.0, 0.0, 1.0, 1.0), (0.25, 0.0, 0.0, 0.9, 0.9)]
+    assert Jj._choose(pair) == 0  # 2.0 against 2.05, though its products cost less
+
+
 def test_lazy_set_up_per_kind():
     make, jac = problem((5,), (3,))
     x = np.linspace(-1.0, 1.0, 5)

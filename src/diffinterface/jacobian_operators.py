@@ -44,9 +44,10 @@ loop of single products, for JAX ``lax.map`` inside the jitted call; for
 by 2-3x either way.  At each new point the operator takes the strategy
 cheapest for the products taken at the previous point (singles and blocks),
 and within a point, once the products taken exceed that workload, it
-switches when they make a costlier set-up pay for itself.  When the first strategy costs under
-``MEASURE_ABOVE_S`` (0.1 ms) for a set-up and one product of each kind, call
-overhead dominates and it is used alone, in its default mode.
+switches when they make a costlier set-up pay for itself.  When the first
+strategy costs under ``MEASURE_ABOVE_S`` (0.1 ms) for a set-up and one
+product of each kind, call overhead dominates and it is used alone, in its
+default mode.
 
 Blocks ``(size, k)`` go to JAX as they are (the layout change happens inside
 the jitted call); torch and NumPy engines take them as one contiguous
@@ -88,6 +89,9 @@ BLOCK_MEASURE_MAX = 256
 #: (after a compile run and a warm-up run each; three rounds picked a mode 1.3x
 #: slower in the loop for a stencil at n = 1e4)
 BLOCK_MEASURE_ROUNDS = 5
+
+#: twins predicted within this fraction of each other count as a close call (see ``_choose``)
+TWIN_MARGIN = 0.10
 
 _UNMEASURED = object()
 
@@ -268,10 +272,22 @@ class JacobianOperator:
                 + (prep_vjp if kinds & {"vjp", "gn"} else 0.0))
 
     def _choose(self, work: dict) -> int:
+        """The strategy predicted cheapest for ``work``; between twins (strategies sharing
+        products) predicted within ``TWIN_MARGIN`` of each other, the one with the cheaper
+        products.  The prediction sums parts timed apart, and between twins it errs by up
+        to that much (torch mlp, 1 JVP + 1 VJP: kept_graph predicted 6% cheaper to 5%
+        dearer than double_backward over construction runs, 4-6% dearer timed whole:
+        ``torch.func.jvp`` costs more between other work than repeated); cheaper products
+        also lose less when a point takes more products than the last."""
         if self._costs is None:
             return 0
-        totals = [self._fixed_cost(i, work) + self._products_cost(i, work) for i in range(len(self._strategies))]
-        return min(range(len(totals)), key=totals.__getitem__)
+        count = len(self._strategies)
+        totals = [self._fixed_cost(i, work) + self._products_cost(i, work) for i in range(count)]
+        best = min(range(count), key=totals.__getitem__)
+        close = [i for i in range(count) if totals[i] <= totals[best] * (1 + TWIN_MARGIN)
+                 and (i == best or best in (self._twin(i, "jvp"), self._twin(i, "vjp"))
+                      or i in (self._twin(best, "jvp"), self._twin(best, "vjp")))]
+        return min(close, key=lambda i: (self._products_cost(i, work), totals[i]))
 
     def _decided(self, question: tuple, decide: Callable[[], Any]) -> Any:
         """``decide()``, memoized per question (shared with forks) until a block

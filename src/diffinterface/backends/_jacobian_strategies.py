@@ -141,8 +141,8 @@ class Strategy:
     #: block modes, the default first
     modes: tuple = ("loop",)
     #: {"jvp" | "vjp": name of another strategy whose products of that kind run the
-    #: same code at the same cost}: the operator times such twins as one (taking the
-    #: fastest of both timings), so timing noise never decides between equal products
+    #: same code at the same cost}: the operator times them once, as the twin's, in
+    #: the twin's block modes, so timing noise never decides between equal products
     same_products: dict = {}
 
     def prepare(self, state, kind):
@@ -380,10 +380,10 @@ class TorchDoubleBackward(TorchKeptGraph):
 
 class TorchRecompute(TorchKeptGraph):
     """``torch.func.jvp`` / ``torch.func.vjp`` per product, nothing kept at x (the
-    forward is recomputed by each product); blocks through one ``torch.func.vjp``
-    whose pullback is vmapped (mode "vmap") or looped: functorch's batching rules
-    turn a dense layer's k backward passes into matrix-matrix products, where the
-    kept graph's ``is_grads_batched`` falls back to slower rules."""
+    forward is recomputed by each product); a VJP block is one ``torch.func.vjp``
+    whose pullback is vmapped (a loop where vmap fails on f): functorch's batching
+    rules turn a dense layer's k backward passes into matrix-matrix products, where
+    the kept graph's ``is_grads_batched`` falls back to slower rules."""
 
     name = "recompute"
     same_products = {"jvp": "kept_graph"}  # torch.func.jvp at x
