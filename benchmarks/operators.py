@@ -304,7 +304,8 @@ def run_engine(name, rows):
                          f"{ratio:.2f}", J.strategy if not label.startswith("(b)") else G.jacobian.strategy])
             print(" | ".join(map(str, rows[-1])), flush=True)
             if ARGS.rows:  # a focused run: every side's held-out median
-                print("    " + ", ".join(f"{k} {statistics.median(s) * 1e3:.3f}" for k, s in zip(["di"] + names, held_out)))
+                sides = zip(["di"] + names, held_out)
+                print("    " + ", ".join(f"{k} {statistics.median(s) * 1e3:.3f}" for k, s in sides))
 
         for mm in (1, 10, 50):
             def di_work(mm=mm):

@@ -317,7 +317,6 @@ class TorchKeptGraph(Strategy):
         return state["value"]
 
     def jvp(self, state, t, batched, mode=None):
-        import torch
         from torch.func import jvp, vmap
 
         x, ctx = state["x"], state["ctx"]
@@ -403,7 +402,6 @@ class TorchRecompute(TorchKeptGraph):
         return state["value"]
 
     def vjp(self, state, w, batched, mode=None):
-        import torch
         from torch.func import vjp, vmap
 
         x, ctx = state["x"], state["ctx"]
