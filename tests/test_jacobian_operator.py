@@ -584,3 +584,29 @@ def test_block_results_never_alias_the_reused_seed_buffer(engine, measure_all):
     assert J._workspace
     close(np.asarray(first), V1, 1e-6)
     close(np.asarray(second), V2, 1e-6)
+
+
+def test_vmap_failure_falls_back_to_the_loop_once():
+    from diffinterface.backends._jacobian_strategies import _vmap_or_loop
+
+    class Owner:
+        pass
+
+    owner, seeds = Owner(), torch.arange(6.0, dtype=torch.float64).reshape(3, 2)
+    calls = []
+
+    def unsupported(block):
+        calls.append(1)
+        raise RuntimeError("vmap: this operator has no batching rule")
+
+    out = _vmap_or_loop(owner, "_flag", lambda s: 2 * s, seeds, unsupported)
+    close(out.numpy(), 2 * seeds.numpy(), 0)
+    assert owner._flag is False
+    _vmap_or_loop(owner, "_flag", lambda s: 2 * s, seeds, unsupported)  # not tried again
+    assert len(calls) == 1
+
+    def broken(block):
+        raise RuntimeError("shape mismatch in f")  # a real error in f: raised, not hidden
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        _vmap_or_loop(Owner(), "_flag", lambda s: s, seeds, broken)

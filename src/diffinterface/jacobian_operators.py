@@ -285,9 +285,12 @@ class JacobianOperator:
         totals = [self._fixed_cost(i, work) + self._products_cost(i, work) for i in range(count)]
         best = min(range(count), key=totals.__getitem__)
         close = [i for i in range(count) if totals[i] <= totals[best] * (1 + TWIN_MARGIN)
-                 and (i == best or best in (self._twin(i, "jvp"), self._twin(i, "vjp"))
-                      or i in (self._twin(best, "jvp"), self._twin(best, "vjp")))]
+                 and (i == best or self._are_twins(i, best))]
         return min(close, key=lambda i: (self._products_cost(i, work), totals[i]))
+
+    def _are_twins(self, i: int, j: int) -> bool:
+        """Whether strategies i and j share a product (either one names the other)."""
+        return any(self._twin(a, kind) == b for a, b in ((i, j), (j, i)) for kind in ("jvp", "vjp"))
 
     def _decided(self, question: tuple, decide: Callable[[], Any]) -> Any:
         """``decide()``, memoized per question (shared with forks) until a block
@@ -357,8 +360,8 @@ class JacobianOperator:
         a twin); for ``G @ v`` also ("composed", mode): a JVP then a VJP, two calls, for
         where XLA's fusion of the two sweeps into one loop recomputes the intermediate (a
         stencil's neighbours) and costs more than the second dispatch."""
-        twin = strategy.same_products.get(kind)
-        source = next((s for s in self._strategies if s.name == twin), strategy)
+        twin = self._twin(self._strategies.index(strategy), kind)
+        source = strategy if twin is None else self._strategies[twin]
         modes = list(source.modes) if k is not None else [None]
         return modes + [("composed", m) for m in modes] if kind == "gn" else modes
 

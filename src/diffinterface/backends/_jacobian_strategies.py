@@ -296,7 +296,6 @@ class TorchKeptGraph(Strategy):
 
     def __init__(self, f, ex):
         self.f = f
-        self._jvp_vmap = True  # False once torch.func.vmap failed on f
 
     def setup(self, x, ctx):
         return {"x": x.detach(), "ctx": ctx}
@@ -324,14 +323,8 @@ class TorchKeptGraph(Strategy):
         t = cast_tensor(t, x.dtype)
         if not batched:
             return jvp(g, (x,), (t,))[1]
-        if mode == "vmap" and self._jvp_vmap:
-            try:
-                return vmap(lambda s: jvp(g, (x,), (s,))[1])(t)
-            except RuntimeError as error:
-                if "vmap" not in str(error) and "functorch" not in str(error):
-                    raise
-                self._jvp_vmap = False
-        return _loop(lambda s: jvp(g, (x,), (s,))[1], t)
+        one = lambda s: jvp(g, (x,), (s,))[1]  # noqa: E731
+        return _vmap_or_loop(self, "_jvp_vmap", one, t, vmap(one) if mode == "vmap" else None)
 
     def vjp(self, state, w, batched, mode=None):
         import torch
@@ -410,14 +403,22 @@ class TorchRecompute(TorchKeptGraph):
         w = cast_tensor(w, y.dtype)
         if not batched:
             return pullback(w)[0]
-        if mode == "vmap" and getattr(self, "_vjp_vmap", True):
-            try:
-                return vmap(pullback)(w)[0]
-            except RuntimeError as error:
-                if "vmap" not in str(error) and "functorch" not in str(error):
-                    raise
-                self._vjp_vmap = False
-        return _loop(lambda s: pullback(s)[0], w)
+        return _vmap_or_loop(self, "_vjp_vmap", lambda s: pullback(s)[0], w,
+                             (lambda seeds: vmap(pullback)(seeds)[0]) if mode == "vmap" else None)
+
+
+def _vmap_or_loop(owner, flag, one, seeds, vectorized):
+    """``vectorized(seeds)`` (a ``torch.func.vmap``; None: not asked for) while
+    ``owner.<flag>`` holds, else ``one`` per seed of the k-leading block; the first
+    vmap failure on f (an error naming vmap or functorch) turns the flag off."""
+    if vectorized is not None and getattr(owner, flag, True):
+        try:
+            return vectorized(seeds)
+        except RuntimeError as error:
+            if "vmap" not in str(error) and "functorch" not in str(error):
+                raise
+            setattr(owner, flag, False)
+    return _loop(one, seeds)
 
 
 def _grad_through(owner, out, inp, seeds, batched, mode):
