@@ -610,3 +610,85 @@ def test_vmap_failure_falls_back_to_the_loop_once():
 
     with pytest.raises(RuntimeError, match="shape mismatch"):
         _vmap_or_loop(Owner(), "_flag", lambda s: s, seeds, broken)
+
+
+class _OldStyleSin(torch.autograd.Function):
+    """sin with the pre-functorch ``autograd.Function`` API (no ``setup_context``):
+    torch.func refuses it, plain autograd (double backward included) runs it."""
+
+    @staticmethod
+    def forward(ctx, z):
+        ctx.save_for_backward(z)
+        return torch.sin(z)
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return g * torch.cos(z)
+
+
+@pytest.mark.parametrize("measure", ["default", "all"])
+def test_strategies_failing_on_f_are_skipped(measure, monkeypatch):
+    """A torch f through an old-style autograd.Function: torch.func cannot run it, so
+    kept_graph's JVPs and recompute fail at construction and double_backward serves all."""
+    if measure == "all":
+        monkeypatch.setattr(jo, "MEASURE_ABOVE_S", 0.0)
+    A = torch.as_tensor(np.random.default_rng(53).normal(size=(3, 5)))
+
+    def f(x):
+        return _OldStyleSin.apply(A @ x) * torch.sum(x * x) + x[0]
+
+    x0, x1 = np.linspace(-0.4, 0.6, 5), np.linspace(0.3, -0.2, 5)
+
+    def dense(x):
+        s = A.numpy() @ x
+        out = np.cos(s)[:, None] * A.numpy() * np.sum(x * x) + np.sin(s)[:, None] * 2 * x[None, :]
+        out[:, 0] += 1.0
+        return out
+
+    with pytest.raises(RuntimeError, match="setup_context"):  # the premise: torch.func refuses f
+        torch.func.jvp(f, (torch.as_tensor(x0),), (torch.as_tensor(x0),))
+    J = jacobian_operator(f, di.AutoTorch(), torch.as_tensor(x0))
+    G = gauss_newton_operator(f, di.AutoTorch(), torch.as_tensor(x0))
+    rng = np.random.default_rng(2)
+    v, w, V, W = rng.normal(size=5), rng.normal(size=3), rng.normal(size=(5, 4)), rng.normal(size=(3, 4))
+    for x in (x0, x1):
+        J.update(torch.as_tensor(x))
+        G.update(torch.as_tensor(x))
+        D = dense(x)
+        assert J.strategy == "double_backward"
+        close(J @ torch.as_tensor(v), D @ v, 1e-12)
+        close(J.T @ torch.as_tensor(w), D.T @ w, 1e-12)
+        close(J @ torch.as_tensor(V), D @ V, 1e-12)
+        close(J.T @ torch.as_tensor(W), D.T @ W, 1e-12)
+        close(G @ torch.as_tensor(v), D.T @ (D @ v), 1e-12)
+
+
+@pytest.mark.parametrize("measure", ["default", "all"])
+def test_jax_custom_vjp_serves_vjps_and_raises_jaxs_error_for_jvps(measure, monkeypatch):
+    """JAX cannot push forward through a custom_vjp function: VJPs (singles and blocks)
+    still work, a JVP raises JAX's own error (not a wrong number)."""
+    if measure == "all":
+        monkeypatch.setattr(jo, "MEASURE_ABOVE_S", 0.0)
+    jax.config.update("jax_enable_x64", True)
+
+    @jax.custom_vjp
+    def cube(z):
+        return z ** 3
+
+    cube.defvjp(lambda z: (z ** 3, z), lambda z, g: (3 * z ** 2 * g,))
+
+    def f(x):
+        return cube(x[:3] * x[1:])
+
+    x = np.array([0.5, -1.0, 2.0, 0.25])
+    z = x[:3] * x[1:]
+    D = np.zeros((3, 4))
+    D[np.arange(3), np.arange(3)] = 3 * z ** 2 * x[1:]
+    D[np.arange(3), np.arange(1, 4)] += 3 * z ** 2 * x[:3]
+    J = jacobian_operator(f, di.AutoJAX(), jnp.asarray(x))
+    w, W = np.array([1.0, -2.0, 0.5]), np.arange(6.0).reshape(3, 2)
+    close(J.T @ jnp.asarray(w), D.T @ w, 1e-12)
+    close(J.T @ jnp.asarray(W), D.T @ W, 1e-12)
+    with pytest.raises(TypeError, match="custom_vjp"):
+        J @ jnp.ones(4)

@@ -36,7 +36,11 @@ solver runs them; in alternating rounds, the fastest of each; with an
 only for ``value`` and ``tosparse()`` never compiles them).  Products that two
 strategies run with the same code (torch's VJPs through the kept forward graph
 in ``kept_graph`` and ``double_backward``, say) are timed once and share the
-cost, so timing noise never decides between equal products.
+cost, so timing noise never decides between equal products.  A strategy
+that raises on f there is skipped for what it failed: a torch f through an
+``autograd.Function`` without ``setup_context`` (which ``torch.func``
+refuses) runs on ``double_backward``; a JAX f with a ``custom_vjp`` serves
+VJPs, while its JVPs raise JAX's own error.
 The first block of each kind and size (``J @ V``, ``J.T @ W``, ``G @ V``)
 and the first ``G @ v`` time every strategy in each of its modes (vmap, a
 loop of single products, for JAX ``lax.map`` inside the jitted call; for
@@ -183,19 +187,41 @@ class JacobianOperator:
         """(set-up, JVP preparation, VJP preparation, JVP, VJP) seconds of each strategy
         at x; None (use the first) when the first costs under ``MEASURE_ABOVE_S`` for a
         set-up and one product of each kind: then call overhead dominates and compiling
-        the others would cost more than they could save."""
+        the others would cost more than they could save.
+
+        A strategy whose set-up or product raises here (torch.func on an
+        ``autograd.Function`` without ``setup_context``, JAX's JVP of a
+        ``custom_vjp`` function) costs ``inf`` for what failed and is never chosen
+        for it; when every strategy fails a kind, the products of that kind raise the
+        engine's own error when asked for (if the set-up fails everywhere, here)."""
         t = _ones_like(xn)
-        runs = []  # per strategy: the timed callables (set-up, JVP prep, VJP prep, JVP, VJP)
+        runs = []  # per strategy: the timed callables (set-up, JVP prep, VJP prep, JVP, VJP), None: failed
+        failed: dict = {}  # (strategy index, position) -> the error
         for index, strategy in enumerate(self._strategies):
-            state = strategy.setup(xn, self._ctx)  # compiles
-            w = _ones_like(strategy.value(state))
-            block(strategy.jvp(state, t, False))
-            block(strategy.vjp(state, w, False))
-            runs.append(self._timers(strategy, state, xn, t, w))
-            if index == 0:
-                first = [min(fn() for _ in range(2)) for fn in runs[0]]
+            try:
+                state = strategy.setup(xn, self._ctx)  # compiles
+                w = _ones_like(strategy.value(state))
+            except Exception as error:  # noqa: BLE001 - another strategy may work; re-raised if none does
+                failed.update({(index, position): error for position in range(5)})
+                runs.append([None] * 5)
+                continue
+            timers = self._timers(strategy, state, xn, t, w)
+            for position, run in ((3, lambda: strategy.jvp(state, t, False)),
+                                  (4, lambda: strategy.vjp(state, w, False))):
+                try:
+                    block(run())
+                except Exception as error:  # noqa: BLE001 - as above
+                    failed[(index, position)] = error
+                    timers[position] = None
+            runs.append(timers)
+            if index == 0 and None not in timers:
+                first = [min(fn() for _ in range(2)) for fn in timers]
                 if first[0] + first[3] + first[4] < MEASURE_ABOVE_S:
                     return None
+        everywhere = [position for position in (0, 3, 4)
+                      if all((index, position) in failed for index in range(len(runs)))]
+        if 0 in everywhere or everywhere == [3, 4]:  # nothing works: raise the first strategy's error
+            raise failed[(0, everywhere[0])]
         # rounds alternating between the strategies, the fastest of each: the least
         # disturbed by other load (which comes in bursts longer than one product)
         # products a twin runs the same code for are timed once, as the twin's (one cost:
@@ -206,12 +232,17 @@ class JacobianOperator:
         for _ in range(5):
             for index, timers in enumerate(runs):
                 for position, fn in enumerate(timers):
-                    if twins.get((index, position)) is None:
+                    if fn is not None and twins.get((index, position)) is None:
                         best[index][position] = min(best[index][position], fn())
         for (index, position), twin in twins.items():
             if twin is not None:
                 best[index][position] = best[twin][position]
         return [tuple(b) for b in best]
+
+    def _usable(self, index: int, kind: str) -> bool:
+        """Whether strategy ``index`` ran the products ``kind`` needs at construction."""
+        jvp, vjp = self._costs[index][3:]
+        return (kind == "vjp" or jvp < float("inf")) and (kind == "jvp" or vjp < float("inf"))
 
     def _twin(self, index: int, kind: str) -> int | None:
         """The strategy whose products of ``kind`` run the same code as strategy
@@ -389,8 +420,8 @@ class JacobianOperator:
             return None  # the default strategy in its default mode
         candidates = []  # (strategy index, mode, run)
         for index, strategy in enumerate(self._strategies):
-            if self._twin(index, kind) is not None:
-                continue  # timed as its twin (see Strategy.same_products)
+            if self._twin(index, kind) is not None or not self._usable(index, kind):
+                continue  # timed as its twin (see Strategy.same_products), or failed at construction
             if index == self._strategy and self._state is not None:
                 state = self._state
             else:
@@ -418,7 +449,7 @@ class JacobianOperator:
             twin = self._twin(index, kind)
             mine = [(seconds[p], mode) for p, (i, mode, _) in enumerate(candidates) if i == (index if twin is None
                                                                                            else twin)]
-            fastest = min(mine, key=lambda pair: pair[0])
+            fastest = min(mine, key=lambda pair: pair[0], default=(float("inf"), None))
             result.append((fastest[1], fastest[0]))
         blocks[key] = result
         return result
