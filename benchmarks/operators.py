@@ -45,7 +45,7 @@ the operator has learned the workload):
 
 Method: the sides of a comparison run in alternating rounds (A B B A ...),
 each round a batch of calls, the garbage collector off during a batch, at
-least 10 rounds; the fastest native is chosen on the first half of the rounds
+least 30 rounds (``--min-rounds``; capped at 8x the time budget); the fastest native is chosen on the first half of the rounds
 and di is compared with it on the second half (choosing and comparing on the
 same rounds biases the natives low when two are close); times are medians
 over those rounds; ratio = median over them of di / native.
@@ -75,6 +75,9 @@ def _args():
     # 1 s: with 0.3 s a row's ratio rests on about 7 held-out rounds and moved by 0.1-0.3
     # between runs of the same code on a 2-core VM
     p.add_argument("--min-time", type=float, default=1.0, help="seconds per side per comparison")
+    # 30: the held-out half (15 rounds) decides a row; with 10 a long row (m = 50, 30-200 ms a
+    # call) rested on 5 rounds and moved by 0.1-0.4 between runs of the same code
+    p.add_argument("--min-rounds", type=int, default=30, help="rounds per comparison, at least")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--functions", default="stencil,mlp", help="comma-separated: stencil, mlp")
     p.add_argument("--rows", default="", help="only workloads whose label contains this (e.g. 'J.T@W' or '1 x'); "
@@ -115,7 +118,7 @@ def interleaved(fns, min_s):
         ks.append(max(1, int(0.02 / max(t, 1e-7))))
     samples = [[] for _ in fns]
     order, spent, start = list(range(len(fns))), 0.0, time.perf_counter()
-    while spent < min_s * len(fns) or len(samples[0]) < 10:
+    while spent < min_s * len(fns) or len(samples[0]) < ARGS.min_rounds:
         for i in order:
             samples[i].append(_batch(fns[i], ks[i]))
         order.reverse()

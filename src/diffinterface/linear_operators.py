@@ -39,7 +39,7 @@ import numpy as np
 
 from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, matches_signature, signature, to_like
 from diffinterface._errors import InvalidInputError
-from diffinterface._timing import block, fastest_time
+from diffinterface._timing import block, fastest_time, median_of_rounds
 from diffinterface.prep import check_update
 from diffinterface.backends import Example
 from diffinterface.contexts import unwrap_contexts
@@ -167,9 +167,9 @@ class HessianOperator:
         strategy, and overstate the cost of cheap products: at n = 1e4 that made 10
         jvp-of-grad products look cheaper than a linearization plus 10 of its
         products, which run 2x faster in the loop).  The set-up is a set-up and one
-        product, waited for, less that product.  The fastest of 5 rounds that
-        alternate the strategies, so a burst of load elsewhere on the machine hits all
-        of them alike instead of deciding the choice."""
+        product, waited for, less that product.  The median of rounds that
+        alternate the strategies (``median_of_rounds``), so a burst of load elsewhere on
+        the machine hits all of them alike instead of deciding the choice."""
         states = []
         for strategy in self._strategies:
             setup = getattr(strategy, "setup_products_only", strategy.setup)
@@ -178,18 +178,15 @@ class HessianOperator:
                 block(state)
                 block(strategy.apply(state, tangent))
             states.append(state)
-        firsts, queued = [[] for _ in states], [[] for _ in states]
-        for _ in range(5):
-            for strategy, state, first, many in zip(self._strategies, states, firsts, queued):
-                setup = getattr(strategy, "setup_products_only", strategy.setup)
-                first.append(fastest_time(lambda: strategy.apply(setup(xn, self._ctx), tangent), repeats=1))
-                many.append(fastest_time(lambda: [strategy.apply(state, tangent) for _ in range(PIPELINE)],
-                                         repeats=1) / PIPELINE)
-        costs = []
-        for first, many in zip(firsts, queued):
-            product = min(many)
-            costs.append((max(min(first) - product, 0.0), product))
-        return costs
+        runs = []  # per strategy: set-up + first product, then PIPELINE products queued
+        for strategy, state in zip(self._strategies, states):
+            setup = getattr(strategy, "setup_products_only", strategy.setup)
+            runs.append(lambda strategy=strategy, setup=setup: fastest_time(
+                lambda: strategy.apply(setup(xn, self._ctx), tangent), repeats=1))
+            runs.append(lambda strategy=strategy, state=state: fastest_time(
+                lambda: [strategy.apply(state, tangent) for _ in range(PIPELINE)], repeats=1) / PIPELINE)
+        seconds = median_of_rounds(runs)
+        return [(max(first - product, 0.0), product) for first, product in zip(seconds[::2], seconds[1::2])]
 
     def _choose(self, products: int) -> int:
         if self._costs is None:
@@ -352,10 +349,7 @@ class HessianOperator:
             for _, run in options:
                 block(run())  # compile
                 block(run())  # warm up
-            costs = [float("inf")] * len(options)
-            for _ in range(5):  # alternating rounds, the fastest of each: a burst of load hits all alike
-                for i, (_, run) in enumerate(options):
-                    costs[i] = min(costs[i], fastest_time(run, repeats=1))
+            costs = median_of_rounds([lambda run=run: fastest_time(run, repeats=1) for _, run in options])
             self._block_choice[k] = options[costs.index(min(costs))][0]
         index, mode = self._block_choice[k]
         if index is None:
