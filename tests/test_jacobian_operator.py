@@ -540,6 +540,10 @@ def test_close_calls_between_twins_go_to_the_cheaper_products():
     assert J._choose({"jvp": 1}) in (0, 2)  # one JVP: 1.0 against 1.43, not a close call
     J._shared["costs"][1] = (1.3, 0.0, 0.0, 0.48, 0.45)  # double_backward now 2.23 (27% dearer)
     assert J._choose(pair) == 0
+    # kept_graph and recompute share JVPs only: for VJP blocks they are not twins, the cheapest
+    # wins (recompute 7.4 against kept_graph's 0.3 + 7.2, though kept_graph's products cost less)
+    J._shared["blocks"][("vjp", 16)] = [("loop", 7.2), ("loop", 7.2), ("vmap", 7.4)]
+    assert J._choose({("vjp", 16): 1}) == 2
     Jj = jacobian_operator(make(jnp, np.asarray), di.AutoJAX(), np.ones(6))  # no twins: the cheapest
     Jj._shared["costs"] = [(0.0, 0.0, 0.0, 1.0, 1.0), (0.25, 0.0, 0.0, 0.9, 0.9)]
     assert Jj._choose(pair) == 0  # 2.0 against 2.05, though its products cost less

@@ -207,7 +207,7 @@ class JacobianOperator:
                     block(run())
                 except Exception as error:  # noqa: BLE001 - as above
                     failed[(index, position)] = error
-                    timers[position] = None
+                    timers[position] = timers[position - 2] = None  # the product and its preparation
             runs.append(timers)
             if index == 0 and None not in timers:
                 first = [min(fn() for _ in range(2)) for fn in timers]
@@ -289,32 +289,43 @@ class JacobianOperator:
                     total += count * k * (a if kind == "jvp" else b if kind == "vjp" else a + b)
         return total
 
+    @staticmethod
+    def _kinds(work: dict) -> set:
+        """The product kinds ("jvp", "vjp") that ``work`` takes (``G @ v``: both)."""
+        kinds = {key if isinstance(key, str) else key[0] for key, count in work.items() if count}
+        return (kinds - {"gn"}) | ({"jvp", "vjp"} if "gn" in kinds else set())
+
     def _fixed_cost(self, index: int, work: dict) -> float:
         setup, prep_jvp, prep_vjp, _, _ = self._costs[index]
-        kinds = {key if isinstance(key, str) else key[0] for key, count in work.items() if count}
-        return (setup + (prep_jvp if kinds & {"jvp", "gn"} else 0.0)
-                + (prep_vjp if kinds & {"vjp", "gn"} else 0.0))
+        kinds = self._kinds(work)
+        return setup + (prep_jvp if "jvp" in kinds else 0.0) + (prep_vjp if "vjp" in kinds else 0.0)
 
     def _choose(self, work: dict) -> int:
         """The strategy predicted cheapest for ``work``; between twins (strategies sharing
-        products) predicted within ``TWIN_MARGIN`` of each other, the one with the cheaper
-        products.  The prediction sums parts timed apart, and between twins it errs by up
+        products of a kind ``work`` takes) predicted within ``TWIN_MARGIN`` of each other,
+        the one with the cheaper products.  The prediction sums parts timed apart, and between twins it errs by up
         to that much (torch mlp, 1 JVP + 1 VJP: kept_graph predicted 6% cheaper to 5%
         dearer than double_backward over construction runs, 4-6% dearer timed whole:
         ``torch.func.jvp`` costs more between other work than repeated); cheaper products
-        also lose less when a point takes more products than the last."""
+        also lose less when a point takes more products than the last.  Twins through a
+        kind the work does not take are not (torch's kept_graph and recompute share JVPs;
+        for VJP blocks their products differ, recompute's including the forward pass that
+        kept_graph counts as set-up: the rule chose kept_graph's 16 backward passes,
+        1.12x the vmapped pullback)."""
         if self._costs is None:
             return 0
         count = len(self._strategies)
         totals = [self._fixed_cost(i, work) + self._products_cost(i, work) for i in range(count)]
         best = min(range(count), key=totals.__getitem__)
+        kinds = self._kinds(work)
         close = [i for i in range(count) if totals[i] <= totals[best] * (1 + TWIN_MARGIN)
-                 and (i == best or self._are_twins(i, best))]
+                 and (i == best or self._are_twins(i, best, kinds))]
         return min(close, key=lambda i: (self._products_cost(i, work), totals[i]))
 
-    def _are_twins(self, i: int, j: int) -> bool:
-        """Whether strategies i and j share a product (either one names the other)."""
-        return any(self._twin(a, kind) == b for a, b in ((i, j), (j, i)) for kind in ("jvp", "vjp"))
+    def _are_twins(self, i: int, j: int, kinds) -> bool:
+        """Whether strategies i and j share products of one of ``kinds`` (either one
+        names the other)."""
+        return any(self._twin(a, kind) == b for a, b in ((i, j), (j, i)) for kind in kinds)
 
     def _decided(self, question: tuple, decide: Callable[[], Any]) -> Any:
         """``decide()``, memoized per question (shared with forks) until a block
