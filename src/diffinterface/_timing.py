@@ -44,9 +44,9 @@ def fastest_time(fn: Callable[[], Any], repeats: int = 3) -> float:
 
 #: rounds of a measurement that alternates between candidates: at least the first number,
 #: at most the second, more than the minimum while the rounds so far took under
-#: ``ROUND_BUDGET_S`` (0.1-0.3 s once per choice).
+#: ``ROUND_BUDGET_S`` (up to 0.2 s once per choice: construction, and the first block of a size).
 ROUNDS = (5, 15)
-ROUND_BUDGET_S = 0.3
+ROUND_BUDGET_S = 0.2
 
 
 def median_of_rounds(runs: Sequence[Callable[[], float]]) -> list[float]:
@@ -60,7 +60,8 @@ def median_of_rounds(runs: Sequence[Callable[[], float]]) -> list[float]:
     vmapped VJP block against a linearization's set-up plus block (the block alone is as
     fast; whole, 10-20% slower), the same rounds of twelve constructions judged both
     ways: the fastest of fifteen rounds chose the linearization in 3 of 12, the median of
-    fifteen in none (ratios 1.10-1.23)."""
+    fifteen in none, with the tightest ratios (1.10-1.23; the fastest of five:
+    1.04-1.22)."""
     fewest, most = ROUNDS
     samples: list[list[float]] = [[] for _ in runs]
     start = time.perf_counter()
