@@ -698,37 +698,21 @@ def test_jax_custom_vjp_serves_vjps_and_raises_jaxs_error_for_jvps(measure, monk
         J @ jnp.ones(4)
 
 
-def test_measurement_rounds_alternate_within_a_budget(monkeypatch):
-    """median_of_rounds: the median of each candidate, rounds alternating A B A B,
-    at least ROUNDS[0] and at most ROUNDS[1] of them, fewer when a round costs more
-    than the budget allows (a fake clock: no wall-clock dependence)."""
+def test_measurement_rounds_alternate_and_keep_the_fastest():
+    """fastest_of_rounds: ROUNDS rounds alternating A B A B, the fastest of each."""
     from diffinterface import _timing
 
-    clock = {"now": 0.0}
-    monkeypatch.setattr(_timing.time, "perf_counter", lambda: clock["now"])
-    fewest, most = _timing.ROUNDS
+    trace = []
 
-    def candidate(name, costs, trace):
+    def candidate(name, costs):
         costs = iter(costs)
 
         def run():
-            seconds = next(costs)
-            clock["now"] += seconds
             trace.append(name)
-            return seconds
+            return next(costs)
         return run
 
-    trace = []
-    a = [5e-3, 1e-4, 4e-3, 2e-3, 3e-3] * 10  # one very fast run: the median ignores it
-    b = [9e-4, 1e-4, 2e-4, 8e-4, 7e-4] * 10
-    assert _timing.median_of_rounds([candidate("a", a, trace), candidate("b", b, trace)]) == [3e-3, 7e-4]
-    assert most % 5 == 0 and trace == ["a", "b"] * most  # about 3 ms a round: all rounds fit the budget
-    trace = []
-    per_round = _timing.ROUND_BUDGET_S / 3  # three rounds would fill the budget: the fewest run
-    slow = [candidate("a", [per_round / 2] * 40, trace), candidate("b", [per_round / 2] * 40, trace)]
-    _timing.median_of_rounds(slow)
-    assert trace == ["a", "b"] * fewest
-    trace = []
-    per_round = _timing.ROUND_BUDGET_S / (fewest + 2.5)  # room for two more rounds than the fewest
-    _timing.median_of_rounds([candidate("a", [per_round] * 40, trace)])
-    assert len(trace) == fewest + 2  # a round is run only while it fits within the budget
+    a = [5e-3, 1e-4, 4e-3, 2e-3, 3e-3, 1e-5]  # the sixth is never run
+    b = [9e-4, 8e-4, 2e-4, 8e-4, 7e-4, 1e-6]
+    assert _timing.fastest_of_rounds([candidate("a", a), candidate("b", b)]) == [1e-4, 2e-4]
+    assert _timing.ROUNDS == 5 and trace == ["a", "b"] * 5

@@ -31,7 +31,7 @@ by measurement (see ``backends/_jacobian_strategies.py``):
 
 The strategies of an engine are timed once at construction (set-up, the
 per-kind preparations, JVP and VJP cost, products queued back to back as a
-solver runs them; the median of alternating rounds; with an
+solver runs them; in alternating rounds, the fastest of each; with an
 ``AutoSparse`` backend at the first product instead, so an operator used
 only for ``value`` and ``tosparse()`` never compiles them).  Products that two
 strategies run with the same code (torch's VJPs through the kept forward graph
@@ -72,7 +72,7 @@ import numpy as np
 
 from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, matches_signature, signature
 from diffinterface._errors import InvalidInputError, UnsupportedOperationError
-from diffinterface._timing import block, median_of_rounds
+from diffinterface._timing import block, fastest_of_rounds
 from diffinterface.linear_operators import PIPELINE
 from diffinterface.prep import check_update
 from diffinterface.backends import Example, get_engine
@@ -217,7 +217,7 @@ class JacobianOperator:
                       if all((index, position) in failed for index in range(len(runs)))]
         if 0 in everywhere or everywhere == [3, 4]:  # nothing works: raise the first strategy's error
             raise failed[(0, everywhere[0])]
-        # the median of rounds alternating between the strategies (see median_of_rounds);
+        # the fastest of rounds alternating between the strategies (see fastest_of_rounds);
         # products a twin runs the same code for are timed once, as the twin's (one cost:
         # timing noise never decides between equal products; construction stays shorter)
         twins = {(index, position): self._twin(index, kind)
@@ -225,7 +225,7 @@ class JacobianOperator:
         best = [[float("inf")] * 5 for _ in runs]
         timed = [(index, position, fn) for index, timers in enumerate(runs) for position, fn in enumerate(timers)
                  if fn is not None and twins.get((index, position)) is None]
-        for (index, position, _), seconds in zip(timed, median_of_rounds([fn for _, _, fn in timed])):
+        for (index, position, _), seconds in zip(timed, fastest_of_rounds([fn for _, _, fn in timed])):
             best[index][position] = seconds
         for (index, position), twin in twins.items():
             if twin is not None:
@@ -414,7 +414,7 @@ class JacobianOperator:
         """[(mode, seconds) per strategy] for a block of ``kind`` with k columns (or a
         single ``G @ v`` where k is None): measured once (shared with forks) at the first
         such product, each strategy in each of its modes (a run that compiles, a
-        warm-up run, then the median of alternating rounds, ``median_of_rounds``); None where not
+        warm-up run, then the fastest of alternating rounds, ``fastest_of_rounds``); None where not
         measured (a problem too small to measure, or k above ``BLOCK_MEASURE_MAX``)."""
         key = (kind, k)
         blocks = self._shared["blocks"]
@@ -444,7 +444,7 @@ class JacobianOperator:
                 candidates.append((index, mode, run))
         for _, _, run in candidates:  # once more each: the first runs after a compile touch fresh memory
             run()
-        seconds = median_of_rounds([run for _, _, run in candidates])
+        seconds = fastest_of_rounds([run for _, _, run in candidates])
         result = []
         for index in range(len(self._strategies)):
             twin = self._twin(index, kind)

@@ -39,7 +39,7 @@ import numpy as np
 
 from diffinterface._arrays import NUMPY, SCALAR, TORCH, check_differentiable, matches_signature, signature, to_like
 from diffinterface._errors import InvalidInputError
-from diffinterface._timing import block, fastest_time, median_of_rounds
+from diffinterface._timing import block, fastest_of_rounds, fastest_time
 from diffinterface.prep import check_update
 from diffinterface.backends import Example
 from diffinterface.contexts import unwrap_contexts
@@ -167,8 +167,8 @@ class HessianOperator:
         strategy, and overstate the cost of cheap products: at n = 1e4 that made 10
         jvp-of-grad products look cheaper than a linearization plus 10 of its
         products, which run 2x faster in the loop).  The set-up is a set-up and one
-        product, waited for, less that product.  The median of rounds that
-        alternate the strategies (``median_of_rounds``), so a burst of load elsewhere on
+        product, waited for, less that product.  The fastest of rounds that
+        alternate the strategies (``fastest_of_rounds``), so a burst of load elsewhere on
         the machine hits all of them alike instead of deciding the choice."""
         states = []
         for strategy in self._strategies:
@@ -185,7 +185,7 @@ class HessianOperator:
                 lambda: strategy.apply(setup(xn, self._ctx), tangent), repeats=1))
             runs.append(lambda strategy=strategy, state=state: fastest_time(
                 lambda: [strategy.apply(state, tangent) for _ in range(PIPELINE)], repeats=1) / PIPELINE)
-        seconds = median_of_rounds(runs)
+        seconds = fastest_of_rounds(runs)
         return [(max(first - product, 0.0), product) for first, product in zip(seconds[::2], seconds[1::2])]
 
     def _choose(self, products: int) -> int:
@@ -349,7 +349,7 @@ class HessianOperator:
             for _, run in options:
                 block(run())  # compile
                 block(run())  # warm up
-            costs = median_of_rounds([lambda run=run: fastest_time(run, repeats=1) for _, run in options])
+            costs = fastest_of_rounds([lambda run=run: fastest_time(run, repeats=1) for _, run in options])
             self._block_choice[k] = options[costs.index(min(costs))][0]
         index, mode = self._block_choice[k]
         if index is None:
