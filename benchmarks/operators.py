@@ -45,9 +45,10 @@ the operator has learned the workload):
 
 Method: the sides of a comparison run in alternating rounds (A B B A ...),
 each round a batch of calls, the garbage collector off during a batch, at
-least 30 rounds (``--min-rounds``; capped at 8x the time budget); the fastest native is chosen on the first half of the rounds
-and di is compared with it on the second half (choosing and comparing on the
-same rounds biases the natives low when two are close); times are medians
+least 30 rounds (``--min-rounds``; capped at 8x the time budget); the fastest
+native is chosen on the first half of the rounds and di is compared with it on
+the second half (choosing and comparing on the same rounds biases the natives
+low when two are close); times are medians
 over those rounds; ratio = median over them of di / native.
 ``--threads 1`` sets XLA_FLAGS="--xla_cpu_multi_thread_eigen=false
 intra_op_parallelism_threads=1" and OMP/MKL/OPENBLAS_NUM_THREADS=1 before the

@@ -213,10 +213,10 @@ class JacobianOperator:
                 first = [min(fn() for _ in range(2)) for fn in timers]
                 if first[0] + first[3] + first[4] < MEASURE_ABOVE_S:
                     return None
-        everywhere = [position for position in (0, 3, 4)
-                      if all((index, position) in failed for index in range(len(runs)))]
-        if 0 in everywhere or everywhere == [3, 4]:  # nothing works: raise the first strategy's error
-            raise failed[(0, everywhere[0])]
+        # nothing works: raise the first strategy's error (a failed set-up is recorded as
+        # the error of every part, its JVP included)
+        if all((index, position) in failed for index in range(len(runs)) for position in (3, 4)):
+            raise failed[(0, 3)]
         # the fastest of rounds alternating between the strategies (see fastest_of_rounds);
         # products a twin runs the same code for are timed once, as the twin's (one cost:
         # timing noise never decides between equal products; construction stays shorter)
