@@ -2,6 +2,7 @@
 
     python benchmarks/operators.py                     # engines pinned to 1 thread (writes results/operators.md)
     python benchmarks/operators.py --threads default   # default thread pools (its own section)
+    python benchmarks/operators.py --malloc default    # glibc's allocator as it is (its own section)
     python benchmarks/operators.py --quick             # smaller sizes, shorter timings, nothing written
     python benchmarks/operators.py --engines torch --functions mlp --rows "J.T@W"
                                                        # one row, every side's median printed, nothing written
@@ -43,13 +44,25 @@ the operator has learned the workload):
   as native code computing ``J @ V`` would.  (Until 2026-11-26 the natives
   were handed the k-leading copy for free and returned a list.)
 
-Method: the sides of a comparison run in alternating rounds (A B B A ...),
-each round a batch of calls, the garbage collector off during a batch, at
-least 30 rounds (``--min-rounds``; capped at 8x the time budget); the fastest
-native is chosen on the first half of the rounds and di is compared with it on
-the second half (choosing and comparing on the same rounds biases the natives
-low when two are close); times are medians
-over those rounds; ratio = median over them of di / native.
+Method: a comparison runs in two phases, each in alternating rounds (A B B A
+...), each round a batch of calls, the garbage collector off during a batch.
+Phase 1 chooses the fastest native: the natives alone, at least half of
+``--min-rounds`` rounds (and half the time budget), fastest median.  Phase 2
+compares di with that native alone, at least ``--min-rounds`` rounds (capped
+at 8x the time budget): di and the native run side by side, so each round's
+ratio pairs calls close in time, and the choice is not made on the rounds
+that judge it (the minimum of several noisy medians is biased low when two
+natives are close); times are medians over phase 2's rounds, ratio = median
+over them of di / native.
+``--malloc keep`` (the default) tells glibc's allocator, before the imports,
+to keep freed memory (``mallopt``: trim threshold 1 GiB, mmap threshold
+32 MiB): by default it returns large freed blocks to the OS and the next
+allocation takes fresh pages, one page fault per 4 KiB, about 2.5 us each on
+this VM; the count per call depends on the heap's history, not on the code
+timed (the same torch or autograd set-up took 290 faults in one state of the
+process and 410 in another, with di and native trading places; a torch stencil
+workload of about 5 ms took 300-500, 15-25% of its time).  ``--malloc default``
+leaves the allocator alone (its own section of results/operators.md).
 ``--threads 1`` sets XLA_FLAGS="--xla_cpu_multi_thread_eigen=false
 intra_op_parallelism_threads=1" and OMP/MKL/OPENBLAS_NUM_THREADS=1 before the
 imports, and torch.set_num_threads(1).
@@ -71,6 +84,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def _args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", choices=["1", "default"], default="1")
+    p.add_argument("--malloc", choices=["keep", "default"], default="keep",
+                   help="keep: glibc keeps freed memory (no page-fault churn); default: leave it alone")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--engines", default="jax,torch,autograd")
     # 1 s: with 0.3 s a row's ratio rests on about 7 held-out rounds and moved by 0.1-0.3
@@ -87,6 +102,16 @@ def _args():
 
 
 ARGS = _args()
+MALLOC_KEPT = False
+if ARGS.malloc == "keep" and sys.platform.startswith("linux"):
+    import ctypes
+
+    try:
+        _libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+        MALLOC_KEPT = bool(_libc.mallopt(M_TRIM_THRESHOLD, 1 << 30) and _libc.mallopt(M_MMAP_THRESHOLD, 32 << 20))
+    except (OSError, AttributeError):  # not glibc: the allocator as it is (said in the table's header)
+        pass
 if ARGS.threads == "1":
     os.environ.update({"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
                        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
@@ -111,15 +136,17 @@ def _batch(fn, k):
         gc.enable()
 
 
-def interleaved(fns, min_s):
-    """Per-call seconds per round of each callable, rounds alternating A B B A ..."""
+def interleaved(fns, min_s, min_rounds):
+    """Per-call seconds per round of each callable, rounds alternating A B B A ...,
+    at least ``min_s`` seconds per callable and ``min_rounds`` rounds (capped at 8x
+    the time)."""
     ks = []
     for fn in fns:
         t = _batch(fn, 1)
         ks.append(max(1, int(0.02 / max(t, 1e-7))))
     samples = [[] for _ in fns]
     order, spent, start = list(range(len(fns))), 0.0, time.perf_counter()
-    while spent < min_s * len(fns) or len(samples[0]) < ARGS.min_rounds:
+    while spent < min_s * len(fns) or len(samples[0]) < min_rounds:
         for i in order:
             samples[i].append(_batch(fns[i], ks[i]))
         order.reverse()
@@ -295,21 +322,18 @@ def run_engine(name, rows):
                 for _ in range(4):  # warm-up: compile, and let the operator learn the workload
                     fn()
             names = list(native_fns)
-            samples = interleaved([di_fn] + [native_fns[k] for k in names], ARGS.min_time)
-            # the fastest native is chosen on the first half of the rounds and compared on the
-            # second: choosing and comparing on the same rounds favours the natives (the minimum
-            # of several noisy medians is biased low when two natives are close)
-            half = len(samples[0]) // 2
-            chosen, held_out = [s[:half] for s in samples], [s[half:] for s in samples]
-            best = int(np.argmin([statistics.median(s) for s in chosen[1:]]))
-            medians = [statistics.median(s) for s in held_out]
-            ratio = statistics.median(a / b for a, b in zip(held_out[0], held_out[1 + best]))
-            rows.append([name, fname, label, f"{medians[0] * 1e3:.3f}", names[best], f"{medians[1 + best] * 1e3:.3f}",
+            # phase 1: the fastest native, on rounds of the natives alone
+            chosen = interleaved([native_fns[k] for k in names], ARGS.min_time / 2, max(2, ARGS.min_rounds // 2))
+            best = int(np.argmin([statistics.median(s) for s in chosen]))
+            # phase 2: di against it alone, so each round's ratio pairs calls close in time
+            di_s, native_s = interleaved([di_fn, native_fns[names[best]]], ARGS.min_time, ARGS.min_rounds)
+            medians = [statistics.median(di_s), statistics.median(native_s)]
+            ratio = statistics.median(a / b for a, b in zip(di_s, native_s))
+            rows.append([name, fname, label, f"{medians[0] * 1e3:.3f}", names[best], f"{medians[1] * 1e3:.3f}",
                          f"{ratio:.2f}", J.strategy if not label.startswith("(b)") else G.jacobian.strategy])
             print(" | ".join(map(str, rows[-1])), flush=True)
-            if ARGS.rows:  # a focused run: every side's held-out median
-                sides = zip(["di"] + names, held_out)
-                print("    " + ", ".join(f"{k} {statistics.median(s) * 1e3:.3f}" for k, s in sides))
+            if ARGS.rows:  # a focused run: every native's phase-1 median
+                print("    phase 1: " + ", ".join(f"{k} {statistics.median(s) * 1e3:.3f}" for k, s in zip(names, chosen)))
 
         for mm in (1, 10, 50):
             def di_work(mm=mm):
@@ -373,10 +397,14 @@ def main():
     if ARGS.quick or ARGS.no_write or ARGS.rows or ARGS.functions != "stencil,mlp":
         return
     threads = "1 thread (pinned)" if ARGS.threads == "1" else "default threads"
+    if not MALLOC_KEPT:
+        threads += ", allocator as it is"
     section = (f"## {threads}\n\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                f"{platform.system()} {platform.release()}; Python {platform.python_version()}; "
                f"{', '.join(versions)}; numpy {np.__version__}.\n"
-               f"Command: `python benchmarks/operators.py{'' if ARGS.threads == '1' else ' --threads default'}` "
+               f"Command: `python benchmarks/operators.py{'' if ARGS.threads == '1' else ' --threads default'}"
+               f"{'' if ARGS.malloc == 'keep' else ' --malloc default'}` "
+               f"({'freed memory kept by glibc malloc' if MALLOC_KEPT else 'malloc as it is'}) "
                f"(--min-time {ARGS.min_time:g}) "
                f"({time.strftime('%Y-%m-%d %H:%M')}).\n\n{table}\n")
     path = os.path.join(HERE, "results", "operators.md")
@@ -386,7 +414,7 @@ def main():
              "`benchmarks/operators.py` for the functions, strategies and method. Medians of interleaved "
              "rounds, warm-up excluded; ratio = median over rounds of di / fastest native.\n\n")
     parts = text.split("\n## ") if text else [intro.rstrip("\n")]
-    kept = [p for p in parts[1:] if not ("## " + p).startswith(marker)]
+    kept = [p for p in parts[1:] if "## " + p.split("\n", 1)[0] != marker]
     body = parts[0].rstrip("\n") + "\n\n" + "".join("## " + p.rstrip("\n") + "\n\n" for p in kept) + section
     with open(path, "w") as out:
         out.write(body)
