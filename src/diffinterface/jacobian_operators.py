@@ -18,8 +18,10 @@ by measurement (see ``backends/_jacobian_strategies.py``):
   inside ``jax.jit``; products are linear sweeps) or ``recompute`` (a jitted
   JVP or VJP per product; nothing kept); neither computes f(x) unless
   ``value`` is asked for;
-* torch: ``kept_graph`` (the forward graph kept, built at the first VJP: VJPs
-  are backward passes with ``retain_graph=True``, JVPs ``torch.func.jvp``),
+* torch: ``kept_graph`` (the forward graph kept, built at the first VJP, or
+  with the first JVP when that comes first and the point's workload takes VJPs:
+  one forward-mode pass through f with x requiring grad gives both; VJPs are
+  backward passes with ``retain_graph=True``, JVPs ``torch.func.jvp``),
   ``double_backward`` (JVPs by a backward pass through the kept graph of
   ``u -> Jᵀu``) or ``recompute`` (``torch.func.jvp`` / ``torch.func.vjp`` per
   product, nothing kept; a block of VJPs is one ``torch.func.vmap`` of the
@@ -173,14 +175,15 @@ class JacobianOperator:
     # (singles from the costs measured at construction, blocks from the measurement
     # made at the first block of that kind and size, in the fastest block mode).
     @property
-    def _costs(self) -> list[tuple[float, float, float, float, float]] | None:
+    def _costs(self) -> list[tuple[float, ...]] | None:
         if self._shared["costs"] is _UNMEASURED:
             self._shared["costs"] = self._measure(self._x)
         return self._shared["costs"]
 
-    def _measure(self, xn) -> list[tuple[float, float, float, float, float]] | None:
-        """(set-up, JVP preparation, VJP preparation, JVP, VJP) seconds of each strategy
-        at x; None (use the first) when the first costs under ``MEASURE_ABOVE_S`` for a
+    def _measure(self, xn) -> list[tuple[float, ...]] | None:
+        """(set-up, JVP preparation, VJP preparation, JVP, VJP, fused first JVP) seconds
+        of each strategy at x (the last ``inf`` where the strategy does not fuse, see
+        ``Strategy.fuses_first_jvp``); None (use the first) when the first costs under ``MEASURE_ABOVE_S`` for a
         set-up and one product of each kind: then call overhead dominates and compiling
         the others would cost more than they could save.
 
@@ -190,15 +193,17 @@ class JacobianOperator:
         for it; when every strategy fails a kind, the products of that kind raise the
         engine's own error when asked for (if the set-up fails everywhere, here)."""
         t = _ones_like(xn)
-        runs = []  # per strategy: the timed callables (set-up, JVP prep, VJP prep, JVP, VJP), None: failed
+        # per strategy: the timed callables (set-up, JVP prep, VJP prep, JVP, VJP, fused first
+        # JVP), None: failed (or, for the last, not a strategy that fuses)
+        runs = []
         failed: dict = {}  # (strategy index, position) -> the error
         for index, strategy in enumerate(self._strategies):
             try:
                 state = strategy.setup(xn, self._ctx)  # compiles
                 w = _ones_like(strategy.value(state))
             except Exception as error:  # noqa: BLE001 - another strategy may work; re-raised if none does
-                failed.update({(index, position): error for position in range(5)})
-                runs.append([None] * 5)
+                failed.update({(index, position): error for position in range(6)})
+                runs.append([None] * 6)
                 continue
             timers = self._timers(strategy, state, xn, t, w)
             for position, run in ((3, lambda: strategy.jvp(state, t, False)),
@@ -208,9 +213,11 @@ class JacobianOperator:
                 except Exception as error:  # noqa: BLE001 - as above
                     failed[(index, position)] = error
                     timers[position] = timers[position - 2] = None  # the product and its preparation
+                    if position == 3:
+                        timers[5] = None
             runs.append(timers)
-            if index == 0 and None not in timers:
-                first = [min(fn() for _ in range(2)) for fn in timers]
+            if index == 0 and None not in timers[:5]:
+                first = [min(fn() for _ in range(2)) for fn in timers[:5]]
                 if first[0] + first[3] + first[4] < MEASURE_ABOVE_S:
                     return None
         # nothing works: raise the first strategy's error (a failed set-up is recorded as
@@ -222,7 +229,7 @@ class JacobianOperator:
         # timing noise never decides between equal products; construction stays shorter)
         twins = {(index, position): self._twin(index, kind)
                  for index in range(len(runs)) for position, kind in ((3, "jvp"), (4, "vjp"))}
-        best = [[float("inf")] * 5 for _ in runs]
+        best = [[float("inf")] * 6 for _ in runs]
         timed = [(index, position, fn) for index, timers in enumerate(runs) for position, fn in enumerate(timers)
                  if fn is not None and twins.get((index, position)) is None]
         for (index, position, _), seconds in zip(timed, fastest_of_rounds([fn for _, _, fn in timed])):
@@ -234,7 +241,7 @@ class JacobianOperator:
 
     def _usable(self, index: int, kind: str) -> bool:
         """Whether strategy ``index`` ran the products ``kind`` needs at construction."""
-        jvp, vjp = self._costs[index][3:]
+        jvp, vjp = self._costs[index][3:5]
         return (kind == "vjp" or jvp < float("inf")) and (kind == "jvp" or vjp < float("inf"))
 
     def _twin(self, index: int, kind: str) -> int | None:
@@ -264,12 +271,21 @@ class JacobianOperator:
                 return time.perf_counter() - start
             return run
 
+        def fused_jvp():
+            fresh = block(strategy.setup(xn, ctx))
+            strategy.fuse(fresh)
+            start = time.perf_counter()
+            block(strategy.jvp(fresh, t, False))
+            seconds = time.perf_counter() - start
+            return seconds if strategy.fuses_first_jvp else float("inf")  # turned off: f refused it
+
         return [timed(lambda: strategy.setup(xn, ctx)), prep("jvp"), prep("vjp"),
                 timed(lambda: strategy.jvp(state, t, False), PIPELINE),
-                timed(lambda: strategy.vjp(state, w, False), PIPELINE)]
+                timed(lambda: strategy.vjp(state, w, False), PIPELINE),
+                fused_jvp if strategy.fuses_first_jvp else None]
 
     def _products_cost(self, index: int, work: dict) -> float:
-        _, _, _, a, b = self._costs[index]
+        a, b = self._costs[index][3:5]
         blocks = self._shared["blocks"]
         total = 0.0
         for key, count in work.items():
@@ -295,12 +311,22 @@ class JacobianOperator:
         kinds = {key if isinstance(key, str) else key[0] for key, count in work.items() if count}
         return (kinds - {"gn"}) | ({"jvp", "vjp"} if "gn" in kinds else set())
 
-    def _fixed_cost(self, index: int, work: dict) -> float:
-        setup, prep_jvp, prep_vjp, _, _ = self._costs[index]
+    def _fixed_cost(self, index: int, work: dict, first: str | None = None) -> float:
+        setup, prep_jvp, prep_vjp = self._costs[index][:3]
         kinds = self._kinds(work)
+        if self._fuses(index, work, first):  # the first JVP does the VJP preparation
+            prep_vjp = self._costs[index][5] - self._costs[index][3]
         return setup + (prep_jvp if "jvp" in kinds else 0.0) + (prep_vjp if "vjp" in kinds else 0.0)
 
-    def _choose(self, work: dict) -> int:
+    def _fuses(self, index: int, work: dict, first: str | None) -> bool:
+        """Whether strategy ``index`` at a point whose first product is ``first`` ("jvp",
+        "gn" or another key) and which takes ``work`` should have its first JVP do the
+        VJP preparation: where the work takes VJPs and that costs less than apart."""
+        costs = self._costs[index] if self._costs is not None else ()
+        return (first in ("jvp", "gn") and len(costs) > 5 and "vjp" in self._kinds(work)
+                and self._strategies[index].fuses_first_jvp and costs[5] < costs[3] + costs[2])
+
+    def _choose(self, work: dict, first: str | None = None) -> int:
         """The strategy predicted cheapest for ``work``; between twins (strategies sharing
         products of a kind ``work`` takes) predicted within ``TWIN_MARGIN`` of each other,
         the one with the cheaper products.  The prediction sums parts timed apart, and between twins it errs by up
@@ -311,12 +337,17 @@ class JacobianOperator:
         kind the work does not take are not (torch's kept_graph and recompute share JVPs;
         for VJP blocks their products differ, recompute's including the forward pass that
         kept_graph counts as set-up: the rule chose kept_graph's 16 backward passes,
-        1.12x the vmapped pullback)."""
+        1.12x the vmapped pullback).  A cheapest strategy whose first JVP builds what
+        the VJPs need (``first``, see ``_fuses``) is taken as predicted: that pass is
+        timed whole, as it runs (torch stencil, 1 JVP then 1 VJP: kept_graph predicted
+        8-10% cheaper than double_backward, 9% cheaper run in turn)."""
         if self._costs is None:
             return 0
         count = len(self._strategies)
-        totals = [self._fixed_cost(i, work) + self._products_cost(i, work) for i in range(count)]
+        totals = [self._fixed_cost(i, work, first) + self._products_cost(i, work) for i in range(count)]
         best = min(range(count), key=totals.__getitem__)
+        if self._fuses(best, work, first):
+            return best
         kinds = self._kinds(work)
         close = [i for i in range(count) if totals[i] <= totals[best] * (1 + TWIN_MARGIN)
                  and (i == best or self._are_twins(i, best, kinds))]
@@ -349,14 +380,23 @@ class JacobianOperator:
 
     def _ensure_state(self, key: Any = None, count: int = 1):
         if self._state is None:
+            fuse = False
             if key is None and self._shared["costs"] is _UNMEASURED:
                 self._strategy = 0  # the value alone: no need to measure (rent-or-buy may switch later)
             else:
                 work = dict(self._expected)
                 if key is not None:
                     work[key] = max(work.get(key, 0), count)
-                self._strategy = self._decided(("choose", *work.items()), lambda: self._choose(work))
+                first = key if isinstance(key, str) else None  # the point's first product, if a single
+
+                def decide():
+                    index = self._choose(work, first)
+                    return index, self._fuses(index, work, first)
+
+                self._strategy, fuse = self._decided(("choose", first, *work.items()), decide)
             self._state = self._strategies[self._strategy].setup(self._x, self._ctx)
+            if fuse:
+                self._strategies[self._strategy].fuse(self._state)
         elif key is not None and self._shared["costs"] is not None and self._due(key, count):
             taken = dict(self._here)
             taken[key] = taken.get(key, 0) + count
