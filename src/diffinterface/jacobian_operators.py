@@ -33,7 +33,7 @@ by measurement (see ``backends/_jacobian_strategies.py``):
 
 The strategies of an engine are timed once at construction (set-up, the
 per-kind preparations, JVP and VJP cost, products queued back to back as a
-solver runs them; in alternating rounds, the fastest of each; with an
+solver runs them, and a first JVP that builds the graph where a strategy can; in alternating rounds, the fastest of each; with an
 ``AutoSparse`` backend at the first product instead, so an operator used
 only for ``value`` and ``tosparse()`` never compiles them).  Products that two
 strategies run with the same code (torch's VJPs through the kept forward graph
