@@ -333,7 +333,8 @@ def run_engine(name, rows):
                          f"{ratio:.2f}", J.strategy if not label.startswith("(b)") else G.jacobian.strategy])
             print(" | ".join(map(str, rows[-1])), flush=True)
             if ARGS.rows:  # a focused run: every native's phase-1 median
-                print("    phase 1: " + ", ".join(f"{k} {statistics.median(s) * 1e3:.3f}" for k, s in zip(names, chosen)))
+                sides = zip(names, chosen)
+                print("    phase 1: " + ", ".join(f"{k} {statistics.median(s) * 1e3:.3f}" for k, s in sides))
 
         for mm in (1, 10, 50):
             def di_work(mm=mm):

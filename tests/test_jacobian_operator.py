@@ -627,6 +627,29 @@ def test_torch_fused_first_jvp_of_a_constant_and_through_gauss_newton():
     assert G.jacobian.strategy == "kept_graph" and len(calls) == 1
 
 
+def test_torch_fused_first_jvp_refused_by_f_runs_the_jvp_alone(measure_all):
+    """An f that raises in the forward-mode pass (an operation without a forward-mode
+    formula, here simulated) turns the fusion off; the JVP runs as before."""
+    import torch.autograd.forward_ad as forward_ad
+
+    make, jac = problem((3,), (4,))
+    inner = make(torch, torch.as_tensor)
+
+    def f(x):  # refuses a dual tensor requiring grad (the fused pass), not torch.func.jvp's
+        if forward_ad.unpack_dual(x).tangent is not None and x.requires_grad:
+            raise RuntimeError("no forward-mode formula")
+        return inner(x)
+
+    x, v = np.array([0.3, -0.2, 0.5]), np.array([1.0, 2.0, -1.0])
+    J = jacobian_operator(f, di.AutoTorch(), torch.as_tensor(x))
+    kept = J._strategies[0]
+    assert not kept.fuses_first_jvp and J._costs[0][5] == float("inf")  # found out at construction
+    state = kept.setup(torch.as_tensor(x), ())
+    kept.fuse(state)
+    close(kept.jvp(state, torch.as_tensor(v), False).numpy(), jac(x) @ v, 1e-12)
+    assert "y" not in state
+
+
 def test_lazy_set_up_per_kind():
     make, jac = problem((5,), (3,))
     x = np.linspace(-1.0, 1.0, 5)

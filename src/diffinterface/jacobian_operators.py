@@ -33,9 +33,10 @@ by measurement (see ``backends/_jacobian_strategies.py``):
 
 The strategies of an engine are timed once at construction (set-up, the
 per-kind preparations, JVP and VJP cost, products queued back to back as a
-solver runs them, and a first JVP that builds the graph where a strategy can; in alternating rounds, the fastest of each; with an
-``AutoSparse`` backend at the first product instead, so an operator used
-only for ``value`` and ``tosparse()`` never compiles them).  Products that two
+solver runs them, and a first JVP that builds the graph where a strategy
+can; in alternating rounds, the fastest of each; with an ``AutoSparse``
+backend at the first product instead, so an operator used only for ``value``
+and ``tosparse()`` never compiles them).  Products that two
 strategies run with the same code (torch's VJPs through the kept forward graph
 in ``kept_graph`` and ``double_backward``, say) are timed once and share the
 cost, so timing noise never decides between equal products.  A strategy
@@ -183,9 +184,9 @@ class JacobianOperator:
     def _measure(self, xn) -> list[tuple[float, ...]] | None:
         """(set-up, JVP preparation, VJP preparation, JVP, VJP, fused first JVP) seconds
         of each strategy at x (the last ``inf`` where the strategy does not fuse, see
-        ``Strategy.fuses_first_jvp``); None (use the first) when the first costs under ``MEASURE_ABOVE_S`` for a
-        set-up and one product of each kind: then call overhead dominates and compiling
-        the others would cost more than they could save.
+        ``Strategy.fuses_first_jvp``); None (use the first) when the first costs under
+        ``MEASURE_ABOVE_S`` for a set-up and one product of each kind: then call overhead
+        dominates and compiling the others would cost more than they could save.
 
         A strategy whose set-up or product raises here (torch.func on an
         ``autograd.Function`` without ``setup_context``, JAX's JVP of a
@@ -329,8 +330,8 @@ class JacobianOperator:
     def _choose(self, work: dict, first: str | None = None) -> int:
         """The strategy predicted cheapest for ``work``; between twins (strategies sharing
         products of a kind ``work`` takes) predicted within ``TWIN_MARGIN`` of each other,
-        the one with the cheaper products.  The prediction sums parts timed apart, and between twins it errs by up
-        to that much (torch mlp, 1 JVP + 1 VJP: kept_graph predicted 6% cheaper to 5%
+        the one with the cheaper products.  The prediction sums parts timed apart, and
+        between twins it errs by up to that much (torch mlp, 1 VJP + 1 JVP, no fused first JVP: kept_graph predicted 6% cheaper to 5%
         dearer than double_backward over construction runs, 4-6% dearer timed whole:
         ``torch.func.jvp`` costs more between other work than repeated); cheaper products
         also lose less when a point takes more products than the last.  Twins through a
