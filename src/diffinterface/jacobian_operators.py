@@ -331,8 +331,9 @@ class JacobianOperator:
         """The strategy predicted cheapest for ``work``; between twins (strategies sharing
         products of a kind ``work`` takes) predicted within ``TWIN_MARGIN`` of each other,
         the one with the cheaper products.  The prediction sums parts timed apart, and
-        between twins it errs by up to that much (torch mlp, 1 VJP + 1 JVP, no fused first JVP: kept_graph predicted 6% cheaper to 5%
-        dearer than double_backward over construction runs, 4-6% dearer timed whole:
+        between twins it errs by up to that much (torch mlp, 1 VJP + 1 JVP, no fused
+        first JVP: kept_graph predicted 6% cheaper to 5% dearer than double_backward
+        over construction runs, 4-6% dearer timed whole:
         ``torch.func.jvp`` costs more between other work than repeated); cheaper products
         also lose less when a point takes more products than the last.  Twins through a
         kind the work does not take are not (torch's kept_graph and recompute share JVPs;

@@ -318,12 +318,25 @@ class TorchKeptGraph(Strategy):
     def prepare(self, state, kind):
         """The forward graph at x (VJPs and the value need it; JVPs do not)."""
         if kind == "vjp" and "y" not in state:
-            import torch
+            self._keep_forward(state)
 
-            leaf = state["x"].detach().requires_grad_(True)
-            with torch.enable_grad():
-                y = self.f(leaf, *state["ctx"])
-            state["leaf"], state["y"], state["value"] = leaf, y, y.detach()
+    def _keep_forward(self, state, t=None):
+        """Run f at x requiring grad and keep its graph (state's leaf, y, value); with a
+        tangent ``t``, through forward-mode dual numbers, returning J t from the same pass."""
+        import torch
+        import torch.autograd.forward_ad as forward_ad
+
+        leaf = state["x"].detach().requires_grad_(True)
+        with torch.enable_grad():
+            if t is None:
+                y, tangent = self.f(leaf, *state["ctx"]), None
+            else:
+                with forward_ad.dual_level():
+                    dual = self.f(forward_ad.make_dual(leaf, cast_tensor(t, leaf.dtype)), *state["ctx"])
+                    y, tangent = forward_ad.unpack_dual(dual)
+        state["leaf"], state["y"], state["value"] = leaf, y, y.detach()
+        if t is not None:
+            return torch.zeros_like(state["value"]) if tangent is None else tangent.detach()
 
     def value(self, state):
         if "value" not in state:
@@ -333,30 +346,14 @@ class TorchKeptGraph(Strategy):
     def fuse(self, state):
         state["fuse"] = True
 
-    def _jvp_keeping_graph(self, state, t):
-        """J t by forward-mode AD through f at x requiring grad, keeping the forward
-        graph for the VJPs; None where f does not support it (the JVP then runs alone)."""
-        import torch
-        import torch.autograd.forward_ad as forward_ad
-
-        leaf = state["x"].detach().requires_grad_(True)
-        try:
-            with torch.enable_grad(), forward_ad.dual_level():
-                dual = self.f(forward_ad.make_dual(leaf, cast_tensor(t, leaf.dtype)), *state["ctx"])
-                y, tangent = forward_ad.unpack_dual(dual)
-        except RuntimeError:  # an operation without a forward-mode formula: never again
-            self.fuses_first_jvp = False
-            return None
-        state["leaf"], state["y"], state["value"] = leaf, y, y.detach()
-        return torch.zeros_like(state["value"]) if tangent is None else tangent.detach()
-
     def jvp(self, state, t, batched, mode=None):
         from torch.func import jvp, vmap
 
         if not batched and state.pop("fuse", False) and "y" not in state:
-            result = self._jvp_keeping_graph(state, t)
-            if result is not None:
-                return result
+            try:
+                return self._keep_forward(state, t)
+            except RuntimeError:  # an operation without a forward-mode formula: never again
+                self.fuses_first_jvp = False
         x, ctx = state["x"], state["ctx"]
         g = lambda z: self.f(z, *ctx)  # noqa: E731
         t = cast_tensor(t, x.dtype)
